@@ -1,0 +1,505 @@
+"""Container lifecycle operations (runtime.md "Operations") over the state store:
+create, start, kill, delete, state and the wait of ``run``."""
+
+import os
+import select
+
+from . import hooks, state as st
+from .errors import Error, HookError, StateError, SysError
+from .log import log
+
+
+def store(opts):
+    return st.Store(opts.get("root") or st.DEFAULT_ROOT)
+
+
+def _owner():
+    import pwd
+
+    uid = os.geteuid()
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"#{uid}"
+
+
+def _cgroup_of(c):
+    saved = c.state.get("cgroup")
+    if not saved:
+        return None
+    from . import cgroups
+
+    return cgroups.load_manager(saved)
+
+
+# -- create ---------------------------------------------------------------------------
+class Created:
+    """What a successful create leaves to its caller (``run`` keeps going with it)."""
+
+    def __init__(self, container, pid, master_fd=None):
+        self.container = container
+        self.pid = pid
+        self.master_fd = master_fd
+
+
+def create(opts, cid, bundle, pid_file="", console_socket="", no_pivot=False,
+           no_new_keyring=False, preserve_fds=0, foreground=False):
+    """Create the container; with ``foreground`` (``run`` without -d) a terminal's
+    master comes back to the caller instead of going to a console socket."""
+    from . import config as configmod, linux, protocol
+
+    bundle = os.path.abspath(bundle or ".")
+    st.check_id(cid)
+    config = configmod.load(bundle)
+    proc = config.get("process") or {}
+    terminal = bool(proc.get("terminal"))
+    if terminal and not console_socket and not foreground:
+        raise Error("cannot allocate tty if runtime will detach without setting console socket")
+    if console_socket and not terminal:
+        raise Error("cannot use console socket if runtime will not detach or allocate tty")
+    try:
+        preserve_fds = int(preserve_fds)
+    except ValueError:
+        raise Error(f"invalid value {preserve_fds!r} for flag --preserve-fds") from None
+    check_host_support(config, opts)
+
+    job = protocol.Job(cid, bundle, config)
+    job.no_pivot = no_pivot
+    job.no_new_keyring = no_new_keyring
+    job.preserve_fds = preserve_fds + _listen_fds()
+    c = store(opts).create(cid)
+    parent = None
+    cgroup = None
+    master_fd = None
+    local_console = None
+    try:
+        lin = job.linux
+        cgroup = _new_cgroup(cid, lin, opts)
+        c.state = {
+            "id": cid, "pid": 0, "status": st.CREATING, "bundle": bundle,
+            "rootfs": _rootfs_path(config, bundle), "created": st.now_rfc3339(),
+            "owner": _owner(), "annotations": config.get("annotations") or {},
+        }
+        if cgroup is not None:
+            c.state["cgroup"] = cgroup.save()
+            job.cgroup_paths = cgroup.paths()
+        c.save_config(config)
+        c.save()
+        job.plan.open()
+        os.mkfifo(c.path("exec.fifo"), 0o622)
+        job.fifo_fd = os.open(c.path("exec.fifo"), os.O_PATH | os.O_CLOEXEC)
+        job.helper_fd = linux.memfd_exec_helper()
+        if terminal:
+            if console_socket:
+                job.console_fd = _console().connect(console_socket)
+            else:
+                local_console, job.console_fd = protocol.socketpair()
+        if lin.get("seccomp"):
+            from . import seccomp
+
+            job.seccomp = seccomp.prepare(lin["seccomp"])
+            for w in getattr(job.seccomp, "warnings", ()):
+                log.warning(w)
+        if any(m.get("uidMappings") or {"idmap", "ridmap"} & set(m.get("options") or ())
+               for m in config.get("mounts") or ()):
+            from . import idmap
+
+            job.idmap_fds = idmap.prepare(config)
+
+        parent = protocol.Parent(job, cgroup, log)
+
+        def on_cgroup():
+            c.state["cgroup"] = cgroup.save()
+            c.save()
+
+        def on_pid(pid):
+            c.state["pid"] = pid
+            c.state["startTime"] = st.process_start_time(pid)
+            c.save()
+
+        def on_hooks(pid):
+            h = config.get("hooks") or {}
+            state = c.oci_state(st.CREATING)
+            hooks.run_all("prestart", h.get("prestart"), state)
+            hooks.run_all("createRuntime", h.get("createRuntime"), state)
+            state.pop("pid", None)
+            return state
+
+        notify_fd = parent.start(on_cgroup, on_pid, on_hooks)
+        if local_console is not None:
+            master_fd = _console().recv_fd(local_console)
+        if notify_fd is not None:
+            from . import seccomp
+
+            try:
+                seccomp.send_notify_fd(lin["seccomp"]["listenerPath"], notify_fd,
+                                       c.oci_state(st.CREATED),
+                                       lin["seccomp"].get("listenerMetadata", ""))
+            finally:
+                os.close(notify_fd)
+        c.state["status"] = st.CREATED
+        c.save()
+        if pid_file:
+            write_pid_file(pid_file, parent.init_pid)
+        parent.release()
+    except BaseException:
+        if parent is not None:
+            parent.abort()
+        _undo_create(c, cgroup)
+        if master_fd is not None:
+            os.close(master_fd)
+        raise
+    finally:
+        for fd in (job.fifo_fd, job.helper_fd, job.console_fd, local_console):
+            if fd is not None:
+                os.close(fd)
+        for fd in job.idmap_fds.values():
+            os.close(fd)
+        job.plan.close()
+    return Created(c, parent.init_pid, master_fd)
+
+
+def _console():
+    from . import console
+
+    return console
+
+
+def _listen_fds():
+    """Socket activation: $LISTEN_FDS more fds are passed, as runc does."""
+    try:
+        return int(os.environ.get("LISTEN_FDS", "0"))
+    except ValueError:
+        return 0
+
+
+def _rootfs_path(config, bundle):
+    root = config["root"]["path"]
+    return root if root.startswith("/") else os.path.join(bundle, root)
+
+
+def _new_cgroup(cid, lin, opts):
+    from . import cgroups
+
+    return cgroups.new_manager(cid, lin.get("cgroupsPath") or "",
+                               systemd=bool(opts.get("systemd-cgroup")),
+                               rootless=opts.get("rootless") == "true")
+
+
+def _undo_create(c, cgroup):
+    """A failed create leaves nothing behind."""
+    if cgroup is not None:
+        try:
+            _kill_cgroup(cgroup)
+            cgroup.destroy()
+        except Error as e:
+            log.warning(f"cleanup of cgroup after failed create: {e}")
+    try:
+        c.remove()
+    except OSError:
+        pass
+    c.close()
+
+
+def check_host_support(config, opts):
+    """Settings the kernel or the configuration of the host must allow: fail before
+    anything is made, naming the field."""
+    lin = config.get("linux") or {}
+    kinds = {ns["type"] for ns in lin.get("namespaces") or ()}
+    if (config.get("hostname") or config.get("domainname")) and "uts" not in kinds:
+        raise Error("unable to set hostname without a private UTS namespace")
+    for key in lin.get("sysctl") or {}:
+        need = _sysctl_namespace(key)
+        if need and need not in kinds:
+            raise Error(f"sysctl {key!r} is not allowed in the host's {need} namespace")
+    if "mount" not in kinds and (config.get("mounts") or lin.get("maskedPaths")
+                                 or lin.get("readonlyPaths")):
+        raise Error("mounts, maskedPaths and readonlyPaths need a mount namespace")
+
+
+def _sysctl_namespace(key):
+    if key.startswith("net."):
+        return "network"
+    if key.startswith(("kernel.shm", "kernel.msg", "kernel.sem", "fs.mqueue.")):
+        return "ipc"
+    if key in ("kernel.hostname", "kernel.domainname"):
+        return "uts"
+    return None
+
+
+def write_pid_file(path, pid):
+    """The decimal pid, no newline, written atomically (as runc does)."""
+    path = os.path.abspath(path)
+    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.{os.getpid()}")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        try:
+            os.write(fd, str(pid).encode())
+        finally:
+            os.close(fd)
+        os.rename(tmp, path)
+    except OSError as e:
+        raise SysError("write pid file", e.errno, path) from None
+
+
+# -- start ----------------------------------------------------------------------------
+def start(opts, cid):
+    with store(opts).open(cid) as c:
+        status = c.status(locked=True)
+        if status == st.STOPPED:
+            raise StateError("cannot start a container that has stopped")
+        if status in (st.RUNNING, st.PAUSED):
+            raise StateError("cannot start an already running container")
+        if status != st.CREATED:
+            raise StateError(f"cannot start a container in status {status}")
+        config = c.config()
+        if not config.get("process"):
+            raise StateError("cannot start a container with no process: process was not set")
+        _release(c, config)
+        c.state["status"] = st.RUNNING
+        c.save()
+        try:
+            hooks.run_all("poststart", (config.get("hooks") or {}).get("poststart"),
+                          c.oci_state(st.RUNNING))
+        except HookError:
+            _kill_init(c, 9)
+            raise
+
+
+def _release(c, config):
+    """Open the exec fifo: the init execs the program.  EOF means it did; a record
+    means it did not ("E<errno>" from the helper, "H<text>" a startContainer hook)."""
+    fifo = c.path("exec.fifo")
+    pidfd = _pidfd(c)
+    fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    data = b""
+    try:
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        poller.register(pidfd, select.POLLIN)
+        while True:
+            events = dict(poller.poll())
+            if fd in events:
+                chunk = os.read(fd, 4096)
+                if chunk:
+                    data += chunk
+                    continue
+                if events[fd] & select.POLLHUP:
+                    break
+            if pidfd in events:
+                # The init died; anything it wrote is in the fifo already.
+                try:
+                    data += os.read(fd, 4096)
+                except BlockingIOError:
+                    pass
+                if not data:
+                    raise StateError("cannot start a container whose init process has exited")
+                break
+    finally:
+        os.close(fd)
+        os.close(pidfd)
+        os.unlink(fifo)
+    if data:
+        text = data.decode(errors="replace")
+        if text.startswith("E") and text[1:].isdigit():
+            args = (config.get("process") or {}).get("args") or ["?"]
+            raise Error(f"exec {args[0]}: {os.strerror(int(text[1:])).lower()}")
+        raise Error(text[1:] if text.startswith("H") else text)
+
+
+def _pidfd(c):
+    """A pidfd of the container's init, checked to be the same process (not a
+    reused pid) after it was opened."""
+    try:
+        pidfd = os.pidfd_open(c.pid)
+    except (ProcessLookupError, OSError):
+        raise StateError("container not running") from None
+    if not c.alive():
+        os.close(pidfd)
+        raise StateError("container not running")
+    return pidfd
+
+
+# -- kill -----------------------------------------------------------------------------
+def kill(opts, cid, sig, all_processes=False):
+    from . import linux
+
+    with store(opts).open(cid) as c:
+        cgroup = _cgroup_of(c)
+        status = c.status(cgroup, locked=True)
+        if status not in (st.CREATED, st.RUNNING, st.PAUSED):
+            raise StateError("container not running")
+        if all_processes:
+            if cgroup is None:
+                raise Error("kill --all needs the container's cgroup")
+            cgroup.signal_all(sig)
+            return
+        pidfd = _pidfd(c)
+        try:
+            linux.pidfd_send_signal(pidfd, sig)
+        finally:
+            os.close(pidfd)
+
+
+def _kill_init(c, sig):
+    from . import linux
+
+    try:
+        pidfd = _pidfd(c)
+    except StateError:
+        return None
+    try:
+        linux.pidfd_send_signal(pidfd, sig)
+    except Error:
+        pass
+    return pidfd
+
+
+def _kill_cgroup(cgroup):
+    """SIGKILL what is left in the cgroup (a container without its own pid namespace
+    can leave processes behind its init) and wait for it to empty."""
+    import time
+
+    if cgroup is None:
+        return
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            pids = cgroup.pids()
+        except Error:
+            return
+        if not pids:
+            return
+        if cgroup.frozen():
+            cgroup.thaw()
+        cgroup.signal_all(9)
+        if time.monotonic() > deadline:
+            raise Error(f"processes {pids[:10]} did not die after SIGKILL")
+        time.sleep(0.002)
+
+
+# -- delete ---------------------------------------------------------------------------
+def delete(opts, cid, force=False):
+    try:
+        c = store(opts).open(cid)
+    except Error as e:
+        if force and isinstance(e, st.NotFound):
+            return
+        raise
+    with c:
+        if c.state.get("broken"):
+            c.remove()
+            return
+        cgroup = _cgroup_of(c)
+        status = c.status(cgroup, locked=True)
+        if status != st.STOPPED and not force:
+            raise StateError(f"cannot delete container {cid} that is not stopped: {status}")
+        if status != st.STOPPED:
+            pidfd = _kill_init(c, 9)
+            if status == st.PAUSED:
+                cgroup.thaw()
+            if pidfd is not None:
+                try:
+                    if not select.select([pidfd], [], [], 10)[0]:
+                        raise Error(f"container {cid}: init did not exit after SIGKILL")
+                finally:
+                    os.close(pidfd)
+        destroy(c, cgroup)
+
+
+def destroy(c, cgroup):
+    """Undo the create (runtime.md lifecycle step 12), then the poststop hooks."""
+    if cgroup is not None:
+        _kill_cgroup(cgroup)
+        cgroup.destroy()
+    try:
+        config = c.config()
+    except Error:
+        config = {}
+    poststop = (config.get("hooks") or {}).get("poststop")
+    if poststop:
+        state = c.oci_state(st.STOPPED)
+        for i, hook in enumerate(poststop):
+            try:
+                hooks.run("poststop", i, hook, _json(state))
+            except HookError as e:
+                log.warning(str(e))
+    c.remove()
+
+
+def _json(obj):
+    from . import jsonfast
+
+    return jsonfast.dumps(obj).encode()
+
+
+# -- state and list -------------------------------------------------------------------
+def state(opts, cid):
+    with store(opts).open(cid, lock=False) as c:
+        return c.oci_state(c.status(_cgroup_of(c)))
+
+
+def list_states(opts):
+    out = []
+    s = store(opts)
+    for cid in s.ids():
+        try:
+            with s.open(cid, lock=False) as c:
+                status = c.status(_cgroup_of(c))
+                out.append(c.oci_state(status))
+        except Error as e:
+            log.warning(f"load container {cid}: {e}")
+    return out
+
+
+# -- run ------------------------------------------------------------------------------
+def wait(created, no_subreaper=False):
+    """``run`` in the foreground: forward signals, proxy the terminal, reap, and
+    return the exit code of the container's init (128+n for a signal)."""
+    import signal as sigmod
+
+    from . import linux
+
+    pid = created.pid
+    pidfd = os.pidfd_open(pid)
+    forwarded = (sigmod.SIGTERM, sigmod.SIGINT, sigmod.SIGHUP, sigmod.SIGQUIT, sigmod.SIGUSR1,
+                 sigmod.SIGUSR2)
+
+    def forward(signum, _frame):
+        try:
+            linux.pidfd_send_signal(pidfd, signum)
+        except Error:
+            pass
+
+    for s in forwarded:
+        sigmod.signal(s, forward)
+    if no_subreaper:
+        linux.prctl(linux.PR_SET_CHILD_SUBREAPER, 0)
+    try:
+        if created.master_fd is not None:
+            _console().proxy(created.master_fd, pidfd)
+        while True:
+            try:
+                wpid, status = os.waitpid(pid, 0)
+                break
+            except InterruptedError:
+                continue
+            except ChildProcessError:
+                return 255
+        _reap_orphans()
+        return os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
+    finally:
+        os.close(pidfd)
+        if created.master_fd is not None:
+            os.close(created.master_fd)
+
+
+def _reap_orphans():
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+

@@ -1,0 +1,170 @@
+"""The container process's attributes (config.md "process"), applied by the init of
+a container and by ``exec`` alike, and the final exec through the sealed helper."""
+
+import os
+import resource
+import stat
+
+from . import capabilities, linux, sched
+from .errors import Error, SysError
+
+_RLIMITS = {name: getattr(resource, name) for name in dir(resource) if name.startswith("RLIMIT_")}
+_INFINITY = 1 << 63
+
+
+def environment(env_list):
+    env = {}
+    for item in env_list or ():
+        key, sep, value = item.partition("=")
+        if key:
+            env[key] = value
+    return env
+
+
+def set_rlimits(rlimits):
+    for rl in rlimits or ():
+        res = _RLIMITS.get(rl["type"])
+        if res is None:
+            raise Error(f"process.rlimits: unknown resource limit {rl['type']!r}")
+        soft, hard = (resource.RLIM_INFINITY if v >= _INFINITY else v
+                      for v in (rl["soft"], rl["hard"]))
+        try:
+            resource.setrlimit(res, (soft, hard))
+        except (OSError, ValueError) as e:
+            err = getattr(e, "errno", None) or 1
+            raise SysError(f"setrlimit {rl['type']} soft={rl['soft']} hard={rl['hard']}", err) from None
+
+
+def write_proc_self(name, value):
+    path = f"/proc/self/{name}"
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.write(fd, str(value).encode())
+        finally:
+            os.close(fd)
+    except OSError as e:
+        raise SysError(f"write {name} {value}", e.errno, path) from None
+
+
+def home_of(uid):
+    """The user's home from the container's /etc/passwd, else "/" (as runc)."""
+    try:
+        with open("/etc/passwd", "rb") as f:
+            for line in f:
+                parts = line.decode(errors="replace").rstrip("\n").split(":")
+                if len(parts) >= 6 and parts[2] == str(uid):
+                    return parts[5] or "/"
+    except OSError:
+        pass
+    return "/"
+
+
+def find_executable(name, env):
+    """exec.LookPath with the process's PATH, with Go's error texts as runc shows them."""
+    if "/" in name:
+        _check_executable(name, name)
+        return name
+    for d in (env.get("PATH") or "").split(":"):
+        candidate = os.path.join(d or ".", name)
+        try:
+            _check_executable(candidate, name)
+            return candidate
+        except Error:
+            continue
+    raise Error(f'exec: "{name}": executable file not found in $PATH')
+
+
+def _check_executable(path, name):
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        raise Error(f'exec: "{name}": stat {path}: {os.strerror(e.errno).lower()}') from None
+    if stat.S_ISDIR(st.st_mode) or not st.st_mode & 0o111:
+        raise Error(f'exec: "{name}": permission denied')
+
+
+def set_user(user):
+    """Supplementary groups, gid, uid (capabilities kept through the switch)."""
+    uid, gid = user.get("uid", 0), user.get("gid", 0)
+    groups = list(user.get("additionalGids") or ())
+    try:
+        os.setgroups(groups)
+    except PermissionError:
+        # setgroups is denied in a user namespace made without it ("deny" in
+        # /proc/self/setgroups, as rootless containers are): keep going like runc
+        # only when no groups were asked for.
+        if groups:
+            raise SysError("setgroups", 1, str(groups)) from None
+    try:
+        os.setresgid(gid, gid, gid)
+    except OSError as e:
+        raise SysError("setgid", e.errno, str(gid)) from None
+    try:
+        os.setresuid(uid, uid, uid)
+    except OSError as e:
+        raise SysError("setuid", e.errno, str(uid)) from None
+
+
+def drop_privileges(proc, log):
+    """process.user and process.capabilities, in the order that keeps the
+    capabilities asked for: bounding set, user switch with KEEPCAPS, then capset.
+    ``log`` has warn() and debug() (the channel to the runtime)."""
+    sets, unknown = capabilities.masks(proc.get("capabilities"))
+    if unknown:
+        log.warn("ignoring unknown or unavailable capabilities: " + ", ".join(unknown))
+    if proc.get("capabilities") is not None:
+        capabilities.drop_bounding(sets["bounding"])
+    linux.prctl(linux.PR_SET_KEEPCAPS, 1, what="keep capabilities")
+    set_user(proc.get("user") or {})
+    linux.prctl(linux.PR_SET_KEEPCAPS, 0, what="keep capabilities")
+    if proc.get("capabilities") is not None:
+        capabilities.apply(sets, log.debug)
+    if proc.get("noNewPrivileges"):
+        linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1, what="set no_new_privs")
+
+
+def apply_scheduling(proc):
+    """oomScoreAdj, scheduler, ioPriority, execCPUAffinity.initial."""
+    if proc.get("oomScoreAdj") is not None:
+        write_proc_self("oom_score_adj", proc["oomScoreAdj"])
+    if proc.get("scheduler"):
+        sched.apply_scheduler(proc["scheduler"])
+    if proc.get("ioPriority"):
+        sched.apply_io_priority(proc["ioPriority"])
+    affinity = (proc.get("execCPUAffinity") or {}).get("initial")
+    if affinity:
+        sched.apply_affinity(affinity)
+
+
+def prepare_fds(first_free, keep=()):
+    """Only stdio and the preserved fds may reach the container process: everything
+    from ``first_free`` up becomes close-on-exec, except ``keep`` (the helper's)."""
+    linux.cloexec_from(first_free)
+    for fd in range(3, first_free):
+        try:
+            os.set_inheritable(fd, True)
+        except OSError:
+            pass
+    for fd in keep:
+        os.set_inheritable(fd, True)
+
+
+def exec_helper(helper_fd, path, argv, env, fifo_fd=None, report_fd=None, label=None):
+    """Replace this process with the sealed helper, which (waits for start and)
+    execs the user's program.  Never returns."""
+    args = ["runtime-init"]
+    if fifo_fd is not None:
+        args += ["-f", str(fifo_fd)]
+    if report_fd is not None:
+        args += ["-w", str(report_fd)]
+    if label:
+        args += ["-l", label[0], label[1]]
+    if path is not None:
+        if not path.startswith("/"):
+            path = os.path.join(os.getcwd(), path)
+        args += [path] + list(argv)
+    try:
+        os.execve(helper_fd, args, env)
+    except OSError as e:
+        raise SysError("exec runtime-init", e.errno) from None

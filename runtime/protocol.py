@@ -1,0 +1,416 @@
+"""The parent/child protocol of ``create``: who does what, in which order.
+
+Three processes take part.  The parent is ``runtime create`` (or ``run``), a
+child subreaper for the duration.  Stage-1 is its fork: it enters the
+namespaces.  The init is stage-1's fork: pid 1 of a new pid namespace, it builds
+the container and finally becomes the user's program.  When stage-1 exits, the
+init is reparented to the parent, and to the parent's own subreaper (the shim,
+conmon) once the parent exits.  They talk over a SOCK_SEQPACKET socketpair, one
+JSON object per packet, fds attached with SCM_RIGHTS.
+
+ step | parent                          | stage-1                        | init
+ -----+---------------------------------+--------------------------------+------------------------------
+   1  | fork stage-1; cgroup apply(pid) |                                |
+      | and set(resources)              |                                |
+   2  | -> "go"                         | join the user ns, or unshare   |
+      |                                 | one and                        |
+   3  | write uid_map/gid_map           | <- "userns"  (new userns only) |
+   4  | -> "maps"                       | become root in it; join the    |
+      |                                 | other ns; unshare the new ones;|
+      |                                 | write timens offsets; fork     |
+   5  | record pid, state "creating"    | <- "pid" {pid}; exit           | setsid; loopback up; mounts,
+      |                                 |                                | devices, hostname (rootfs.py)
+   6  | run prestart + createRuntime    |                                | <- "hooks"
+      | hooks (runtime namespace)       |                                |
+   7  | -> "hooks-done" {state}         |                                | createContainer hooks;
+      |                                 |                                | pivot_root; console (master
+      |                                 |                                | sent on --console-socket);
+      |                                 |                                | sysctl, masked and readonly
+      |                                 |                                | paths; rlimits, user, caps,
+      |                                 |                                | no_new_privs; seccomp last
+   8  | send the seccomp fd to the      |                                | <- "ready" [+seccomp notify fd]
+      | listener; state "created";      |                                |
+      | pid file                        |                                |
+   9  | -> "run"; exit (or wait: run)   |                                | exec the sealed helper, which
+      |                                 |                                | blocks opening exec.fifo
+  10  | `runtime start` opens the fifo  |                                | (startContainer hooks, if any,
+      | for reading; EOF = exec'd,      |                                | run here, in Python, before
+      | "E<errno>"/"H<msg>" = failed    |                                | the helper); helper execs the
+      |                                 |                                | program
+ -----+---------------------------------+--------------------------------+------------------------------
+ Any child failure sends "error" {msg} and exits; the parent then kills what it
+ started and undoes the create.  "log" {level, msg} may come at any time; the
+ parent logs it.  If the parent dies, the children read EOF at their next receive and exit.
+
+The exec fifo and the sealed helper memfd are opened by the parent before the
+fork and inherited; no other fd of the runtime reaches the user's program
+(``process.prepare_fds``).  Everything the init needs is imported before it
+forks: after pivot_root the host's Python library is out of reach.
+"""
+
+import _signal
+import _socket
+import os
+import struct
+
+from . import (capabilities, console, devices, hooks, jsonfast, linux, namespaces, process,
+               rootfs, sched)
+from .errors import Error, HookError
+
+_MAX = 65536
+
+
+class Channel:
+    """One end of the socketpair."""
+
+    def __init__(self, fd, log=None):
+        self.sock = _socket.socket(fileno=fd)
+        self.log_cb = log
+
+    def fileno(self):
+        return self.sock.fileno()
+
+    def send(self, kind, fds=(), **fields):
+        fields["type"] = kind
+        data = jsonfast.dumps(fields).encode()
+        anc = [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, struct.pack(f"{len(fds)}i", *fds))] if fds else []
+        self.sock.sendmsg([data], anc)
+
+    def recv(self, expect):
+        """The next message, which must be of kind ``expect``; "log" messages are
+        passed to the callback on the way, "error" ones raised."""
+        while True:
+            data, anc, _, _ = self.sock.recvmsg(_MAX, _socket.CMSG_SPACE(4 * 4))
+            if not data:
+                raise EOFError
+            msg = jsonfast.loads(data)
+            fds = []
+            for level, kind, payload in anc:
+                if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
+                    fds += struct.unpack(f"{len(payload) // 4}i", payload[: len(payload) // 4 * 4])
+            msg["fds"] = fds
+            if msg["type"] == "log":
+                if self.log_cb:
+                    self.log_cb(msg["level"], msg["msg"])
+                continue
+            if msg["type"] == "error":
+                raise Error(msg["msg"])
+            if msg["type"] != expect:
+                raise Error(f"container init: protocol error: expected {expect}, got {msg['type']}")
+            return msg
+
+    def log(self, level, text):
+        try:
+            self.send("log", level=level, msg=text)
+        except OSError:
+            pass
+
+    def warn(self, text):
+        self.log("warning", text)
+
+    def debug(self, text):
+        self.log("debug", text)
+
+    def close(self):
+        self.sock.close()
+
+
+def socketpair():
+    a, b = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET | _socket.SOCK_CLOEXEC)
+    return a.detach(), b.detach()
+
+
+class Job:
+    """Everything the children need, prepared by the parent before the fork (the
+    fork copies it): the validated config and the resources opened for it."""
+
+    def __init__(self, cid, bundle, config):
+        self.id = cid
+        self.bundle = bundle
+        self.config = config
+        self.linux = config.get("linux") or {}
+        self.process = config.get("process")
+        self.plan = namespaces.Plan(config)
+        self.fifo_fd = None          # O_PATH fd of exec.fifo
+        self.helper_fd = None        # sealed memfd of the exec helper
+        self.console_fd = None       # connected console socket
+        self.preserve_fds = 0
+        self.no_pivot = False
+        self.no_new_keyring = False
+        self.cgroup_paths = {}
+        self.seccomp = None          # a prepared seccomp.Filter
+        self.idmap_fds = {}          # mounts index -> detached idmapped mount fd
+
+
+# -- parent -------------------------------------------------------------------------
+class Parent:
+    """Drives the create sequence from the runtime's side (steps 1 to 9)."""
+
+    def __init__(self, job, cgroup, log):
+        self.job = job
+        self.cgroup = cgroup
+        self.log = log
+        self.stage1 = 0
+        self.init_pid = 0
+        self.chan = None
+
+    def start(self, on_cgroup, on_pid, on_hooks):
+        """Run steps 1-8; ``on_cgroup()`` records the cgroups made, ``on_pid(pid)``
+        the init, ``on_hooks(pid)`` runs the runtime-namespace hooks and returns the
+        state for the container's hooks.  Returns the seccomp notify fd, if any."""
+        job = self.job
+        mine, theirs = socketpair()
+        linux.prctl(linux.PR_SET_CHILD_SUBREAPER, 1, what="become subreaper")
+        pid = os.fork()
+        if pid == 0:
+            os.close(mine)
+            _run_child(_stage1, job, theirs)
+        os.close(theirs)
+        self.stage1 = pid
+        self.chan = chan = Channel(mine, self.log.write)
+        try:
+            if self.cgroup is not None:
+                self.cgroup.apply(pid)
+                on_cgroup()
+                resources = job.linux.get("resources")
+                if resources:
+                    self.cgroup.set(resources)
+            chan.send("go")
+            if job.plan.new_user:
+                chan.recv("userns")
+                namespaces.write_id_maps(pid, job.linux.get("uidMappings"),
+                                         job.linux.get("gidMappings"))
+                chan.send("maps")
+            self.init_pid = chan.recv("pid")["pid"]
+            self._reap_stage1()
+            on_pid(self.init_pid)
+            chan.recv("hooks")
+            state = on_hooks(self.init_pid)
+            chan.send("hooks-done", state=state)
+            ready = chan.recv("ready")
+        except EOFError:
+            raise Error(self._death_reason()) from None
+        return ready["fds"][0] if ready["fds"] else None
+
+    def release(self):
+        """Step 9: let the init exec the helper."""
+        self.chan.send("run")
+        self.chan.close()
+        self.chan = None
+
+    def _reap_stage1(self):
+        _, status = os.waitpid(self.stage1, 0)
+        self.stage1 = 0
+        if status != 0:
+            raise Error("container init: namespace setup process failed")
+
+    def _death_reason(self):
+        pid = self.init_pid or self.stage1
+        try:
+            _, status = os.waitpid(pid, os.WNOHANG) if pid else (0, 0)
+        except ChildProcessError:
+            status = 0
+        if status and os.WIFSIGNALED(status):
+            return f"container init was killed by signal {os.WTERMSIG(status)}"
+        return "container init exited unexpectedly"
+
+    def abort(self):
+        """Kill and reap whatever was started (the create failed)."""
+        for pid in (self.stage1, self.init_pid):
+            if pid:
+                try:
+                    os.kill(pid, 9)
+                    os.waitpid(pid, 0)
+                except (ProcessLookupError, ChildProcessError):
+                    pass
+        if self.chan is not None:
+            self.chan.close()
+            self.chan = None
+
+
+# -- children -----------------------------------------------------------------------
+def _run_child(fn, job, fd):
+    """Run a child stage; it ends only in execve or os._exit."""
+    chan = None
+    try:
+        # Python ignores SIGPIPE and SIGXFSZ; ignored signals survive execve.
+        for sig in (_signal.SIGPIPE, _signal.SIGXFSZ, _signal.SIGINT):
+            _signal.signal(sig, _signal.SIG_DFL)
+        chan = Channel(fd)
+        fn(job, chan)
+    except EOFError:
+        os._exit(1)
+    except BaseException as e:  # noqa: BLE001 - reported to the parent, then exit
+        try:
+            if chan is not None:
+                chan.send("error", msg=str(e) or type(e).__name__)
+        except BaseException:  # noqa: BLE001
+            pass
+        os._exit(1)
+    os._exit(0)
+
+
+def _stage1(job, chan):
+    chan.recv("go")
+    plan = job.plan
+    if "user" in plan.join:
+        plan.join_all(only=("user",))
+    elif plan.new_user:
+        linux.unshare(linux.CLONE_NEWUSER)
+        chan.send("userns")
+        chan.recv("maps")
+        _become_root(job.linux)
+    plan.join_all(skip=("user",))
+    if plan.unshare_flags:
+        linux.unshare(plan.unshare_flags)
+    if "time" in plan.new and job.linux.get("timeOffsets"):
+        namespaces.write_time_offsets(job.linux["timeOffsets"])
+    pid = os.fork()
+    if pid == 0:
+        try:
+            _init(job, chan)
+        except EOFError:
+            os._exit(1)
+        except BaseException as e:  # noqa: BLE001
+            try:
+                chan.send("error", msg=str(e) or type(e).__name__)
+            except BaseException:  # noqa: BLE001
+                pass
+            os._exit(1)
+        os._exit(1)
+    chan.send("pid", pid=pid)
+
+
+def _become_root(lin):
+    """Take uid/gid 0 of the new user namespace, where mapped."""
+    if any(m["containerID"] == 0 for m in lin.get("gidMappings") or ()):
+        os.setresgid(0, 0, 0)
+    if any(m["containerID"] == 0 for m in lin.get("uidMappings") or ()):
+        os.setresuid(0, 0, 0)
+
+
+def _init(job, chan):
+    """The container's init, up to the exec of the helper (steps 5-9)."""
+    config, lin, proc = job.config, job.linux, job.process or {}
+    plan = job.plan
+    os.setsid()
+    if "network" in plan.new:
+        namespaces.bring_up_loopback()
+    fs = None
+    if plan.has("mount"):
+        fs = rootfs.Rootfs(config, job.bundle, job.cgroup_paths, cgroupns=plan.has("cgroup"),
+                           userns=plan.has("user"), idmap_fds=job.idmap_fds)
+        fs.prepare()
+        if devices.needs_dev_setup(config):
+            devices.create_all(fs.root_fd, config, proc.get("terminal", False))
+        cwd = proc.get("cwd")
+        if cwd:
+            fs.make_dir(cwd)
+    if plan.has("uts"):
+        if config.get("hostname"):
+            linux.sethostname(config["hostname"])
+        if config.get("domainname"):
+            linux.setdomainname(config["domainname"])
+    if proc.get("oomScoreAdj") is not None:
+        process.write_proc_self("oom_score_adj", proc["oomScoreAdj"])
+
+    chan.send("hooks")
+    state = chan.recv("hooks-done")["state"]
+    state["pid"] = os.getpid()
+    hooks.run_all("createContainer", (config.get("hooks") or {}).get("createContainer"), state)
+
+    if fs is not None:
+        fs.pivot(job.no_pivot)
+    else:
+        os.chroot(rootfs.Rootfs(config, job.bundle).path)
+        os.chdir("/")
+    if proc.get("terminal"):
+        console.setup_in_container(job.console_fd, proc.get("consoleSize"))
+    for key, value in (lin.get("sysctl") or {}).items():
+        _write_sysctl(key, value)
+    if fs is not None:
+        fs.readonly_paths()
+        fs.masked_paths()
+        fs.readonly_root()
+
+    if not job.no_new_keyring:
+        _join_keyring(job.id, chan)
+    if lin.get("personality"):
+        sched.apply_personality(lin["personality"])
+    if lin.get("memoryPolicy"):
+        sched.apply_memory_policy(lin["memoryPolicy"])
+    process.set_rlimits(proc.get("rlimits"))
+    process.apply_scheduling(proc)
+    env = process.environment(proc.get("env"))
+    path = None
+    if job.process is not None:
+        cwd = proc.get("cwd") or "/"
+        try:
+            os.chdir(cwd)
+        except OSError as e:
+            raise Error(f"chdir to cwd ({cwd!r}) set in config.json failed: "
+                        f"{os.strerror(e.errno).lower()}") from None
+        user = proc.get("user") or {}
+        if "HOME" not in env:
+            env["HOME"] = process.home_of(user.get("uid", 0))
+        path = process.find_executable(proc["args"][0], env)
+        if user.get("umask") is not None:
+            os.umask(user["umask"])
+        process.drop_privileges(proc, chan)
+    notify_fd = job.seccomp.load() if job.seccomp is not None else None
+    chan.send("ready", fds=[notify_fd] if notify_fd is not None else ())
+    if notify_fd is not None:
+        os.close(notify_fd)
+    chan.recv("run")
+
+    start_hooks = (config.get("hooks") or {}).get("startContainer")
+    first_free = 3 + job.preserve_fds
+    if start_hooks:
+        # Wait for `start` here, in Python, to run the hooks before the program.
+        report = os.open(f"/proc/self/fd/{job.fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            state["status"] = "running"
+            hooks.run_all("startContainer", start_hooks, state)
+        except HookError as e:
+            os.write(report, b"H" + str(e).encode())
+            os._exit(1)
+        process.prepare_fds(first_free, keep=(report,))
+        process.exec_helper(job.helper_fd, path, proc.get("args", ()), env, report_fd=report,
+                            label=_exec_label(proc))
+    process.prepare_fds(first_free, keep=(job.fifo_fd,))
+    process.exec_helper(job.helper_fd, path, proc.get("args", ()), env, fifo_fd=job.fifo_fd,
+                        label=_exec_label(proc))
+
+
+def _exec_label(proc):
+    """The LSM attribute and label the helper writes right before the exec."""
+    if proc.get("apparmorProfile"):
+        return ("/proc/thread-self/attr/apparmor/exec"
+                if os.path.exists("/proc/thread-self/attr/apparmor/exec")
+                else "/proc/thread-self/attr/exec", "exec " + proc["apparmorProfile"])
+    if proc.get("selinuxLabel"):
+        return ("/proc/thread-self/attr/exec", proc["selinuxLabel"])
+    return None
+
+
+def _write_sysctl(key, value):
+    path = "/proc/sys/" + key.replace(".", "/")
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.write(fd, str(value).encode())
+        finally:
+            os.close(fd)
+    except OSError as e:
+        raise Error(f"write sysctl key {key}: {os.strerror(e.errno).lower()}") from None
+
+
+def _join_keyring(cid, chan):
+    try:
+        linux.join_session_keyring(f"_ses.{cid}")
+    except Error as e:
+        if getattr(e, "errno", None) != 38:  # ENOSYS: keyrings not built in
+            raise
+
+
+__all__ = ["Channel", "Job", "Parent", "capabilities"]

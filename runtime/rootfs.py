@@ -1,0 +1,550 @@
+"""The container's root filesystem: mounts in config order, pivot_root, masked and
+read-only paths.
+
+Every mount destination is resolved with openat2(RESOLVE_IN_ROOT) to an O_PATH fd
+inside the rootfs and mounted through that fd (``/proc/self/fd/N`` for mount(2),
+the fd itself for move_mount(2)), so a destination that is, or becomes, a symlink
+cannot send a mount outside the rootfs (the CVE-2021-30465 class).
+"""
+
+import os
+import stat
+
+from . import linux
+from .errors import Error, SysError
+
+_L = linux
+
+# option -> (flags to clear, flags to set) for mount(2)
+FLAGS = {
+    "async": (_L.MS_SYNCHRONOUS, 0), "sync": (0, _L.MS_SYNCHRONOUS),
+    "atime": (_L.MS_NOATIME, 0), "noatime": (0, _L.MS_NOATIME),
+    "defaults": (0, 0),
+    "dev": (_L.MS_NODEV, 0), "nodev": (0, _L.MS_NODEV),
+    "diratime": (_L.MS_NODIRATIME, 0), "nodiratime": (0, _L.MS_NODIRATIME),
+    "dirsync": (0, _L.MS_DIRSYNC),
+    "exec": (_L.MS_NOEXEC, 0), "noexec": (0, _L.MS_NOEXEC),
+    "iversion": (0, _L.MS_I_VERSION), "noiversion": (_L.MS_I_VERSION, 0),
+    "lazytime": (0, _L.MS_LAZYTIME), "nolazytime": (_L.MS_LAZYTIME, 0),
+    "loud": (_L.MS_SILENT, 0), "silent": (0, _L.MS_SILENT),
+    "mand": (0, _L.MS_MANDLOCK), "nomand": (_L.MS_MANDLOCK, 0),
+    "relatime": (0, _L.MS_RELATIME), "norelatime": (_L.MS_RELATIME, 0),
+    "strictatime": (0, _L.MS_STRICTATIME), "nostrictatime": (_L.MS_STRICTATIME, 0),
+    "ro": (0, _L.MS_RDONLY), "rw": (_L.MS_RDONLY, 0),
+    "suid": (_L.MS_NOSUID, 0), "nosuid": (0, _L.MS_NOSUID),
+    "symfollow": (_L.MS_NOSYMFOLLOW, 0), "nosymfollow": (0, _L.MS_NOSYMFOLLOW),
+    "remount": (0, _L.MS_REMOUNT),
+    "bind": (0, _L.MS_BIND), "rbind": (0, _L.MS_BIND | _L.MS_REC),
+}
+
+PROPAGATION = {
+    "private": _L.MS_PRIVATE, "rprivate": _L.MS_PRIVATE | _L.MS_REC,
+    "shared": _L.MS_SHARED, "rshared": _L.MS_SHARED | _L.MS_REC,
+    "slave": _L.MS_SLAVE, "rslave": _L.MS_SLAVE | _L.MS_REC,
+    "unbindable": _L.MS_UNBINDABLE, "runbindable": _L.MS_UNBINDABLE | _L.MS_REC,
+}
+
+_ATIME = _L.MOUNT_ATTR__ATIME
+# recursive option -> (mount_setattr attrs to clear, to set), applied with AT_RECURSIVE
+RECURSIVE = {
+    "rro": (0, _L.MOUNT_ATTR_RDONLY), "rrw": (_L.MOUNT_ATTR_RDONLY, 0),
+    "rnosuid": (0, _L.MOUNT_ATTR_NOSUID), "rsuid": (_L.MOUNT_ATTR_NOSUID, 0),
+    "rnodev": (0, _L.MOUNT_ATTR_NODEV), "rdev": (_L.MOUNT_ATTR_NODEV, 0),
+    "rnoexec": (0, _L.MOUNT_ATTR_NOEXEC), "rexec": (_L.MOUNT_ATTR_NOEXEC, 0),
+    "rnodiratime": (0, _L.MOUNT_ATTR_NODIRATIME), "rdiratime": (_L.MOUNT_ATTR_NODIRATIME, 0),
+    "rrelatime": (_ATIME, _L.MOUNT_ATTR_RELATIME), "rnorelatime": (_ATIME, 0),
+    "rnoatime": (_ATIME, _L.MOUNT_ATTR_NOATIME), "ratime": (_ATIME, 0),
+    "rstrictatime": (_ATIME, _L.MOUNT_ATTR_STRICTATIME), "rnostrictatime": (_ATIME, 0),
+    "rnosymfollow": (0, _L.MOUNT_ATTR_NOSYMFOLLOW), "rsymfollow": (_L.MOUNT_ATTR_NOSYMFOLLOW, 0),
+}
+
+# per-mount flags a bind mount can change, as mount_setattr attributes
+_BIND_ATTRS = {
+    _L.MS_RDONLY: _L.MOUNT_ATTR_RDONLY, _L.MS_NOSUID: _L.MOUNT_ATTR_NOSUID,
+    _L.MS_NODEV: _L.MOUNT_ATTR_NODEV, _L.MS_NOEXEC: _L.MOUNT_ATTR_NOEXEC,
+    _L.MS_NODIRATIME: _L.MOUNT_ATTR_NODIRATIME, _L.MS_NOSYMFOLLOW: _L.MOUNT_ATTR_NOSYMFOLLOW,
+}
+
+EXTRA_OPTIONS = ("tmpcopyup", "idmap", "ridmap")
+
+_RESOLVE = _L.RESOLVE_IN_ROOT | _L.RESOLVE_NO_MAGICLINKS
+_O_PATH = os.O_PATH | os.O_CLOEXEC
+
+
+class Mount:
+    """One ``mounts`` entry, its options sorted into what each syscall takes."""
+
+    def __init__(self, index, entry, bundle):
+        self.index = index
+        self.destination = "/" + entry["destination"].lstrip("/")
+        self.type = entry.get("type") or ""
+        self.source = entry.get("source") or ""
+        self.flags = 0
+        self.clear = 0
+        self.propagation = []
+        self.rec_set = 0
+        self.rec_clr = 0
+        self.data = []
+        self.extra = set()
+        for opt in entry.get("options") or ():
+            if opt in FLAGS:
+                clr, st = FLAGS[opt]
+                self.flags = (self.flags & ~clr) | st
+                self.clear |= clr
+            elif opt in PROPAGATION:
+                self.propagation.append(PROPAGATION[opt])
+            elif opt in RECURSIVE:
+                clr, st = RECURSIVE[opt]
+                self.rec_clr |= clr
+                self.rec_set = (self.rec_set & ~clr) | st
+            elif opt in EXTRA_OPTIONS:
+                self.extra.add(opt)
+            else:
+                self.data.append(opt)
+        self.bind = bool(self.flags & _L.MS_BIND) or self.type == "bind"
+        if self.bind:
+            self.flags |= _L.MS_BIND
+            if self.source and not self.source.startswith("/"):
+                self.source = os.path.join(bundle, self.source)
+        self.uid_mappings = entry.get("uidMappings")
+        self.gid_mappings = entry.get("gidMappings")
+
+    @property
+    def idmapped(self):
+        return bool(self.extra & {"idmap", "ridmap"} or self.uid_mappings)
+
+    def what(self):
+        return f"{self.source or self.type} to {self.destination}"
+
+
+# -- path resolution inside the rootfs ------------------------------------------
+def resolve(root_fd, path, flags=_O_PATH):
+    """An fd for ``path`` resolved inside the tree of ``root_fd`` (symlinks included)."""
+    return linux.openat2(root_fd, path.lstrip("/") or ".", flags, _RESOLVE)
+
+
+def make_path(root_fd, path, is_dir=True, mode=0o755):
+    """Create ``path`` (and its parents) inside the root; return an O_PATH fd of it.
+    Each missing component is made in its already resolved parent, so nothing is
+    ever created outside the root."""
+    parts = [p for p in path.split("/") if p and p != "."]
+    try:
+        return resolve(root_fd, path)
+    except SysError as e:
+        if e.errno != 2:
+            raise
+    fd = os.open(".", _O_PATH | os.O_DIRECTORY, dir_fd=root_fd)
+    for i, name in enumerate(parts):
+        sub = "/".join(parts[: i + 1])
+        last = i == len(parts) - 1
+        try:
+            nfd = resolve(root_fd, sub)
+        except SysError as e:
+            if e.errno != 2:
+                os.close(fd)
+                raise
+            try:
+                if last and not is_dir:
+                    os.close(os.open(name, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW,
+                                     mode, dir_fd=fd))
+                else:
+                    os.mkdir(name, mode, dir_fd=fd)
+            except FileExistsError:
+                pass  # a dangling symlink, or a racing creator: resolve decides below
+            except OSError as e2:
+                os.close(fd)
+                raise SysError("mkdir" if (is_dir or not last) else "create", e2.errno, path)
+            nfd = resolve(root_fd, sub)
+        os.close(fd)
+        fd = nfd
+    return fd
+
+
+def fd_path(fd):
+    return f"/proc/self/fd/{fd}"
+
+
+# -- the mount sequence ---------------------------------------------------------
+class Rootfs:
+    """Builds the container's filesystem view; used by the init process."""
+
+    def __init__(self, config, bundle, cgroup_paths=None, cgroupns=False, userns=False,
+                 idmap_fds=None):
+        self.config = config
+        self.linux = config.get("linux") or {}
+        root = config["root"]["path"]
+        self.path = root if root.startswith("/") else os.path.join(bundle, root)
+        self.bundle = bundle
+        self.mounts = [Mount(i, m, bundle) for i, m in enumerate(config.get("mounts") or ())]
+        self.cgroup_paths = cgroup_paths or {}
+        self.cgroupns = cgroupns
+        self.userns = userns
+        self.idmap_fds = idmap_fds or {}
+        self.root_fd = -1
+
+    # Before pivot_root --------------------------------------------------------
+    def prepare(self):
+        prop = self.linux.get("rootfsPropagation")
+        flag = PROPAGATION[prop] if prop else _L.MS_SLAVE | _L.MS_REC
+        linux.mount(None, "/", None, flag, what=f"set propagation of / to {prop or 'rslave'}")
+        self._parent_private()
+        linux.mount(self.path, self.path, None, _L.MS_BIND | _L.MS_REC,
+                    what=f"bind rootfs {self.path}")
+        self.root_fd = os.open(self.path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        for m in self.mounts:
+            self.mount(m)
+
+    def _parent_private(self):
+        """pivot_root refuses a new root whose parent mount is shared."""
+        path = os.path.realpath(self.path)
+        best = "/"
+        for mp, opts in _mountinfo_points():
+            if (path == mp or path.startswith(mp.rstrip("/") + "/")) and len(mp) > len(best):
+                if "shared:" in opts:
+                    best = mp
+        try:
+            linux.mount(None, best, None, _L.MS_PRIVATE)
+        except SysError:
+            pass
+
+    def mount(self, m):
+        if m.type == "cgroup" or m.type == "cgroup2":
+            if not m.bind:
+                return self._mount_cgroup(m)
+        if m.bind:
+            return self._bind(m)
+        dest = make_path(self.root_fd, m.destination, True)
+        try:
+            old = None
+            if "tmpcopyup" in m.extra:
+                old = os.open(fd_path(dest), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            data = ",".join(m.data) or None
+            flags = m.flags
+            if m.type in ("proc", "sysfs"):
+                self._check_proc_dest(dest, m)
+            linux.mount(m.source or m.type, fd_path(dest), m.type, flags, data, what=m.what())
+            if old is not None:
+                new = resolve(self.root_fd, m.destination, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+                try:
+                    _copy_tree(old, new)
+                finally:
+                    os.close(new)
+                    os.close(old)
+            self._after_mount(m, dest)
+        finally:
+            os.close(dest)
+
+    def _after_mount(self, m, dest):
+        if m.propagation or m.rec_set or m.rec_clr:
+            # Re-resolve: the fd still names the covered directory, not the new mount.
+            top = resolve(self.root_fd, m.destination)
+            try:
+                for p in m.propagation:
+                    linux.mount(None, fd_path(top), None, p, what=f"propagation of {m.destination}")
+                if m.rec_set or m.rec_clr:
+                    linux.mount_setattr(top, "", _L.AT_EMPTY_PATH | _L.AT_RECURSIVE,
+                                        m.rec_set, m.rec_clr, what=m.destination)
+            finally:
+                os.close(top)
+
+    def _check_proc_dest(self, dest, m):
+        """proc and sysfs only on a real directory (no symlink games with /proc)."""
+        st = os.stat(fd_path(dest))
+        if not stat.S_ISDIR(st.st_mode):
+            raise Error(f"mounts[{m.index}]: {m.type} mount destination {m.destination} "
+                        "is not a directory")
+
+    def _bind(self, m):
+        try:
+            src_st = os.stat(m.source)
+        except OSError as e:
+            raise SysError("bind mount source", e.errno, m.source) from None
+        recursive = bool(m.flags & _L.MS_REC)
+        if m.index in self.idmap_fds:
+            tree = self.idmap_fds.pop(m.index)
+        else:
+            tree = linux.open_tree(
+                _L.AT_FDCWD, m.source,
+                _L.OPEN_TREE_CLONE | _L.OPEN_TREE_CLOEXEC | (_L.AT_RECURSIVE if recursive else 0),
+                what=m.source)
+        try:
+            dest = make_path(self.root_fd, m.destination, stat.S_ISDIR(src_st.st_mode))
+            try:
+                linux.move_mount(tree, "", dest, "",
+                                 _L.MOVE_MOUNT_F_EMPTY_PATH | _L.MOVE_MOUNT_T_EMPTY_PATH,
+                                 what=m.what())
+            finally:
+                os.close(dest)
+            attr_set = attr_clr = 0
+            for flag, attr in _BIND_ATTRS.items():
+                if m.flags & flag:
+                    attr_set |= attr
+                elif m.clear & flag:
+                    attr_clr |= attr
+            if m.flags & (_L.MS_NOATIME | _L.MS_STRICTATIME | _L.MS_RELATIME) or \
+                    m.clear & (_L.MS_NOATIME | _L.MS_STRICTATIME | _L.MS_RELATIME):
+                attr_clr |= _ATIME
+                if m.flags & _L.MS_NOATIME:
+                    attr_set |= _L.MOUNT_ATTR_NOATIME
+                elif m.flags & _L.MS_STRICTATIME:
+                    attr_set |= _L.MOUNT_ATTR_STRICTATIME
+            if attr_set or attr_clr:
+                linux.mount_setattr(tree, "", _L.AT_EMPTY_PATH, attr_set, attr_clr, what=m.what())
+            for p in m.propagation:
+                flags = _L.AT_EMPTY_PATH | (_L.AT_RECURSIVE if p & _L.MS_REC else 0)
+                linux.mount_setattr(tree, "", flags, propagation=p & ~_L.MS_REC, what=m.what())
+            if m.rec_set or m.rec_clr:
+                linux.mount_setattr(tree, "", _L.AT_EMPTY_PATH | _L.AT_RECURSIVE,
+                                    m.rec_set, m.rec_clr, what=m.what())
+        finally:
+            os.close(tree)
+
+    def _mount_cgroup(self, m):
+        """A cgroup filesystem showing the container's own cgroup: cgroup2 or a
+        tmpfs of per-controller v1 hierarchies; the container's cgroup namespace
+        root when it has one, else a bind of its cgroup directory."""
+        ro = m.flags & _L.MS_RDONLY
+        flags = m.flags & ~_L.MS_RDONLY
+        if _host_cgroup2():
+            dest = make_path(self.root_fd, m.destination, True)
+            try:
+                if self.cgroupns:
+                    linux.mount("cgroup2", fd_path(dest), "cgroup2", m.flags, what=m.what())
+                else:
+                    path = self.cgroup_paths.get("") or _own_cgroup2()
+                    self._bind_ro(path, dest, m.flags, m.what())
+            finally:
+                os.close(dest)
+            return
+        dest = make_path(self.root_fd, m.destination, True)
+        try:
+            linux.mount("tmpfs", fd_path(dest), "tmpfs", flags, "mode=755", what=m.what())
+        finally:
+            os.close(dest)
+        own = _own_cgroups_v1()
+        for mountpoint, subsystems in _cgroup_v1_mounts():
+            name = os.path.basename(mountpoint)
+            sub = make_path(self.root_fd, f"{m.destination}/{name}", True)
+            try:
+                if self.cgroupns:
+                    linux.mount("cgroup", fd_path(sub), "cgroup", m.flags, ",".join(subsystems),
+                                what=f"cgroup {name} to {m.destination}/{name}")
+                else:
+                    host = None
+                    for s in subsystems:
+                        host = self.cgroup_paths.get(s) or host
+                    if host is None:
+                        rel = own.get(",".join(subsystems), "/")
+                        host = mountpoint + rel
+                    self._bind_ro(host, sub, m.flags, f"cgroup {host} to {m.destination}/{name}")
+            finally:
+                os.close(sub)
+            for s in subsystems:
+                if s != name and not s.startswith("name="):
+                    link = f"{m.destination}/{s}".lstrip("/")
+                    try:
+                        os.symlink(name, link, dir_fd=self.root_fd)
+                    except FileExistsError:
+                        pass
+        if ro:
+            top = resolve(self.root_fd, m.destination)
+            try:
+                linux.mount_setattr(top, "", _L.AT_EMPTY_PATH, _L.MOUNT_ATTR_RDONLY, 0,
+                                    what=m.destination)
+            finally:
+                os.close(top)
+
+    def _bind_ro(self, source, dest_fd, flags, what):
+        tree = linux.open_tree(_L.AT_FDCWD, source, _L.OPEN_TREE_CLONE | _L.OPEN_TREE_CLOEXEC,
+                               what=source)
+        try:
+            linux.move_mount(tree, "", dest_fd, "",
+                             _L.MOVE_MOUNT_F_EMPTY_PATH | _L.MOVE_MOUNT_T_EMPTY_PATH, what=what)
+            attrs = 0
+            for flag, attr in _BIND_ATTRS.items():
+                if flags & flag:
+                    attrs |= attr
+            if attrs:
+                linux.mount_setattr(tree, "", _L.AT_EMPTY_PATH, attrs, 0, what=what)
+        finally:
+            os.close(tree)
+
+    def make_dir(self, path):
+        os.close(make_path(self.root_fd, path, True))
+
+    # The switch ---------------------------------------------------------------
+    def pivot(self, no_pivot=False):
+        os.chdir(self.path)
+        if no_pivot:
+            self._move_root()
+        else:
+            old_root = os.open("/", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                linux.pivot_root(".", ".")
+                # The old root now sits on top of the new one; detach it, making it
+                # a slave first so that the unmount does not propagate to the host.
+                os.fchdir(old_root)
+                linux.mount(None, ".", None, _L.MS_SLAVE | _L.MS_REC, what="old root")
+                linux.umount(".", _L.MNT_DETACH)
+            finally:
+                os.close(old_root)
+        os.chdir("/")
+        os.close(self.root_fd)
+        self.root_fd = -1
+
+    def _move_root(self):
+        """--no-pivot: detach every mount outside the rootfs, move the rootfs onto /
+        and chroot into it (for a rootfs on a ramdisk, where pivot_root fails)."""
+        root = os.path.realpath(self.path)
+        points = sorted((mp for mp, _ in _mountinfo_points()), key=len, reverse=True)
+        for mp in points:
+            if mp == "/" or mp == root or mp.startswith(root + "/") or root.startswith(mp + "/"):
+                continue
+            try:
+                linux.umount(mp, _L.MNT_DETACH)
+            except SysError:
+                pass
+        linux.mount(self.path, "/", None, _L.MS_MOVE, what=f"move {self.path} to /")
+        os.chroot(".")
+
+    # After pivot_root ---------------------------------------------------------
+    def readonly_paths(self):
+        for path in self.linux.get("readonlyPaths") or ():
+            try:
+                linux.mount(path, path, None, _L.MS_BIND | _L.MS_REC, what=f"readonly path {path}")
+            except SysError as e:
+                if e.errno == 2:
+                    continue
+                raise
+            linux.mount_setattr(_L.AT_FDCWD, path, _L.AT_RECURSIVE | _L.AT_SYMLINK_NOFOLLOW,
+                                _L.MOUNT_ATTR_RDONLY, 0, what=f"readonly path {path}")
+
+    def masked_paths(self):
+        for path in self.linux.get("maskedPaths") or ():
+            try:
+                st = os.stat(path)
+            except OSError:
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                linux.mount("tmpfs", path, "tmpfs", _L.MS_RDONLY, _label_data(self.linux),
+                            what=f"mask {path}")
+            else:
+                linux.mount("/dev/null", path, None, _L.MS_BIND, what=f"mask {path}")
+
+    def readonly_root(self):
+        if self.config["root"].get("readonly"):
+            linux.mount_setattr(_L.AT_FDCWD, "/", 0, _L.MOUNT_ATTR_RDONLY, 0, what="/ read-only")
+
+    def close(self):
+        if self.root_fd >= 0:
+            os.close(self.root_fd)
+            self.root_fd = -1
+
+
+def _label_data(lin):
+    label = lin.get("mountLabel")
+    return f"context=\"{label}\"" if label else None
+
+
+def _copy_tree(src_fd, dst_fd):
+    """tmpcopyup: copy a directory's entries (recursively) into the new tmpfs."""
+    for entry in os.scandir(src_fd):
+        st = entry.stat(follow_symlinks=False)
+        name = entry.name
+        if stat.S_ISDIR(st.st_mode):
+            os.mkdir(name, st.st_mode & 0o7777, dir_fd=dst_fd)
+            s = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | os.O_NOFOLLOW, dir_fd=src_fd)
+            d = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | os.O_NOFOLLOW, dir_fd=dst_fd)
+            try:
+                _copy_tree(s, d)
+            finally:
+                os.close(s)
+                os.close(d)
+        elif stat.S_ISLNK(st.st_mode):
+            os.symlink(os.readlink(name, dir_fd=src_fd), name, dir_fd=dst_fd)
+        elif stat.S_ISREG(st.st_mode):
+            s = os.open(name, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW, dir_fd=src_fd)
+            d = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, st.st_mode & 0o7777,
+                        dir_fd=dst_fd)
+            try:
+                while True:
+                    chunk = os.read(s, 1 << 16)
+                    if not chunk:
+                        break
+                    os.write(d, chunk)
+            finally:
+                os.close(s)
+                os.close(d)
+        else:
+            os.mknod(name, st.st_mode, st.st_rdev, dir_fd=dst_fd)
+        os.chown(name, st.st_uid, st.st_gid, dir_fd=dst_fd, follow_symlinks=False)
+        if not stat.S_ISLNK(st.st_mode):
+            os.chmod(name, st.st_mode & 0o7777, dir_fd=dst_fd)
+    st = os.fstat(src_fd)
+    os.fchmod(dst_fd, st.st_mode & 0o7777)
+    os.fchown(dst_fd, st.st_uid, st.st_gid)
+
+
+# -- what the host mounts -------------------------------------------------------
+def _mountinfo():
+    with open("/proc/self/mountinfo", "rb") as f:
+        for line in f.read().decode(errors="surrogateescape").splitlines():
+            fields = line.split(" ")
+            sep = fields.index("-")
+            yield fields, fields[sep + 1], fields[sep + 3] if len(fields) > sep + 3 else ""
+
+
+def _unescape(path):
+    return path.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace(
+        "\\134", "\\")
+
+
+def _mountinfo_points():
+    for fields, _, _ in _mountinfo():
+        yield _unescape(fields[4]), " ".join(fields[6:fields.index("-")])
+
+
+def _host_cgroup2():
+    """True on a pure cgroup v2 host (cgroup2 mounted at /sys/fs/cgroup)."""
+    found = None
+    for fields, fstype, _ in _mountinfo():
+        if _unescape(fields[4]) == "/sys/fs/cgroup":
+            found = fstype
+    return found == "cgroup2"
+
+
+def _cgroup_v1_mounts():
+    """(mountpoint, [subsystems]) of the host's v1 hierarchies under /sys/fs/cgroup."""
+    out = []
+    for fields, fstype, opts in _mountinfo():
+        mp = _unescape(fields[4])
+        if fstype != "cgroup" or not mp.startswith("/sys/fs/cgroup/"):
+            continue
+        subs = [o for o in opts.split(",") if o not in ("rw", "ro") and (
+            o.startswith("name=") or o in _KNOWN_V1)]
+        if subs:
+            out.append((mp, subs))
+    return out
+
+
+_KNOWN_V1 = {"cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pids",
+             "net_cls", "net_prio", "perf_event", "hugetlb", "rdma", "misc"}
+
+
+def _own_cgroups_v1():
+    out = {}
+    with open("/proc/self/cgroup") as f:
+        for line in f:
+            _, ctrls, path = line.rstrip("\n").split(":", 2)
+            if ctrls:
+                out[ctrls] = path
+    return out
+
+
+def _own_cgroup2():
+    with open("/proc/self/cgroup") as f:
+        for line in f:
+            if line.startswith("0::"):
+                return "/sys/fs/cgroup" + line[3:].rstrip("\n")
+    raise Error("no cgroup v2 membership in /proc/self/cgroup")
+

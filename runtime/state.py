@@ -1,0 +1,258 @@
+"""The state store: one directory per container under ``--root``.
+
+    <root>/<id>/            mode 0700, flock()ed by every command that changes it
+        state.json          written atomically (temp file + rename)
+        config.json         the config as validated at create: later edits of the
+                            bundle's config.json must not affect the container
+        exec.fifo           present from create until start: the container is
+                            "created" while it exists
+
+Status is never trusted from the file alone: it is worked out from the live system
+(the init pid *and* its start time, so that a reused pid is not taken for the
+container; the exec fifo; the cgroup freezer).
+"""
+
+import errno
+import fcntl
+import os
+import time
+
+from . import OCI_VERSION, jsonfast
+from .errors import Error, Exists, NotFound
+
+DEFAULT_ROOT = "/run/runtime"
+
+CREATING, CREATED, RUNNING, PAUSED, STOPPED = "creating", "created", "running", "paused", "stopped"
+
+_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+-.")
+
+
+def check_id(cid):
+    """runc's rule: word characters, '+', '-', '.'; not '.' or '..'."""
+    if not cid or cid in (".", "..") or not _ID_CHARS.issuperset(cid) or len(cid) > 1024:
+        raise Error(f"invalid container id format: {cid!r}")
+
+
+def now_rfc3339():
+    ns = time.time_ns()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 1_000_000_000)) + (
+        ".%09dZ" % (ns % 1_000_000_000))
+
+
+def process_start_time(pid):
+    """Field 22 of /proc/<pid>/stat (clock ticks since boot), or None if the pid is gone
+    or a zombie (a zombie init has exited: the container is stopped)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    fields = data[data.rfind(b")") + 2:].split()
+    if fields[0] in (b"Z", b"X"):
+        return None
+    return int(fields[19])
+
+
+class Container:
+    """A container's state directory, locked while this object is in use."""
+
+    def __init__(self, root, cid, dirfd):
+        self.root = root
+        self.id = cid
+        self.dir = os.path.join(root, cid)
+        self.dirfd = dirfd
+        self.state = {}
+
+    # -- files ------------------------------------------------------------------
+    def path(self, name):
+        return os.path.join(self.dir, name)
+
+    def save(self):
+        _write_atomic(self.dirfd, "state.json", jsonfast.dumps(self.state))
+
+    def save_config(self, config):
+        _write_atomic(self.dirfd, "config.json", jsonfast.dumps(config))
+
+    def config(self):
+        try:
+            with open(os.open("config.json", os.O_RDONLY | os.O_CLOEXEC, dir_fd=self.dirfd),
+                      "rb") as f:
+                return jsonfast.loads(f.read())
+        except (OSError, ValueError) as e:
+            raise Error(f"container {self.id}: cannot read its saved config: {e}") from None
+
+    def has_fifo(self):
+        try:
+            os.stat("exec.fifo", dir_fd=self.dirfd)
+            return True
+        except FileNotFoundError:
+            return False
+
+    # -- status -----------------------------------------------------------------
+    @property
+    def pid(self):
+        return self.state.get("pid", 0)
+
+    def alive(self):
+        pid = self.pid
+        return bool(pid) and process_start_time(pid) == self.state.get("startTime")
+
+    def status(self, cgroup=None, locked=False):
+        """The status from the live system; ``cgroup`` (a manager) to tell paused;
+        ``locked`` when the caller holds the container's lock."""
+        stored = self.state.get("status")
+        if stored == CREATING:
+            # A create still holds the lock, or it died half way (then: stopped, so
+            # that delete --force cleans up).
+            return CREATING if not locked and _locked_elsewhere(self.dirfd) else STOPPED
+        if not self.alive():
+            return STOPPED
+        if cgroup is not None and cgroup.frozen():
+            return PAUSED
+        if self.has_fifo():
+            return CREATED
+        return RUNNING
+
+    def oci_state(self, status):
+        """The state as runtime.md defines it (plus runc's rootfs, created, owner)."""
+        st = self.state
+        out = {
+            "ociVersion": OCI_VERSION,
+            "id": self.id,
+            "pid": st.get("pid", 0) if status not in (STOPPED,) else 0,
+            "status": status,
+            "bundle": st.get("bundle", ""),
+            "rootfs": st.get("rootfs", ""),
+            "created": st.get("created", ""),
+            "owner": st.get("owner", ""),
+        }
+        if st.get("annotations"):
+            out["annotations"] = st["annotations"]
+        return out
+
+    # -- lifetime ---------------------------------------------------------------
+    def remove(self):
+        """Remove the state directory (the lock goes with the fd)."""
+        for name in os.listdir(self.dirfd):
+            os.unlink(name, dir_fd=self.dirfd)
+        os.rmdir(self.dir)
+
+    def close(self):
+        if self.dirfd >= 0:
+            os.close(self.dirfd)
+            self.dirfd = -1
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def _write_atomic(dirfd, name, text):
+    tmp = f".{name}.{os.getpid()}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600, dir_fd=dirfd)
+    try:
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
+    os.rename(tmp, name, src_dir_fd=dirfd, dst_dir_fd=dirfd)
+
+
+def _locked_elsewhere(dirfd):
+    """True if another process holds the lock on the directory."""
+    other = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=dirfd)
+    try:
+        fcntl.flock(other, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(other)
+
+
+class Store:
+    def __init__(self, root=DEFAULT_ROOT):
+        self.root = os.path.abspath(root)
+
+    def _ensure_root(self):
+        try:
+            os.makedirs(self.root, 0o711, exist_ok=True)
+        except OSError as e:
+            raise Error(f"cannot create state root {self.root}: {os.strerror(e.errno).lower()}")
+
+    def create(self, cid):
+        """Reserve ``cid`` (exactly one concurrent create wins) and lock it."""
+        check_id(cid)
+        self._ensure_root()
+        path = os.path.join(self.root, cid)
+        try:
+            os.mkdir(path, 0o700)
+        except FileExistsError:
+            raise Exists(cid) from None
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        return Container(self.root, cid, fd)
+
+    def open(self, cid, lock=True, wait=True):
+        """Open an existing container; ``lock`` takes the exclusive lock (waiting for a
+        running command on the same id unless ``wait`` is false)."""
+        check_id(cid)
+        path = os.path.join(self.root, cid)
+        while True:
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            except (FileNotFoundError, NotADirectoryError):
+                raise NotFound(cid) from None
+            if lock:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+                except BlockingIOError:
+                    os.close(fd)
+                    raise Error(f"container {cid} is busy: another command holds its lock")
+                # A delete that held the lock before us may have removed it.
+                if os.fstat(fd).st_nlink == 0:
+                    os.close(fd)
+                    continue
+            c = Container(self.root, cid, fd)
+            try:
+                c.state = _read_state(fd, cid)
+            except NotFound:
+                if lock:
+                    # A directory without state.json: a create that died before
+                    # writing anything; give it to the caller to clean up.
+                    c.state = {"id": cid, "status": STOPPED, "broken": True}
+                    return c
+                c.close()
+                raise
+            except BaseException:
+                c.close()
+                raise
+            return c
+
+    def ids(self):
+        try:
+            names = os.listdir(self.root)
+        except FileNotFoundError:
+            return []
+        return sorted(n for n in names if not n.startswith("."))
+
+
+def _read_state(dirfd, cid):
+    try:
+        fd = os.open("state.json", os.O_RDONLY | os.O_CLOEXEC, dir_fd=dirfd)
+    except FileNotFoundError:
+        raise NotFound(cid) from None
+    with open(fd, "rb") as f:
+        data = f.read()
+    try:
+        state = jsonfast.loads(data)
+        if not isinstance(state, dict):
+            raise ValueError("not an object")
+    except ValueError as e:
+        raise Error(f"container {cid}: malformed state file: {e}") from None
+    return state
+
+
+def errno_name(err):
+    return errno.errorcode.get(err, str(err))
