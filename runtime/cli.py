@@ -13,7 +13,9 @@ import sys
 from . import __version__, OCI_VERSION
 from .errors import Error, UsageError
 
-# name -> (aliases, takes value, default)
+# name -> (aliases, takes a value (True, False, or MULTI: repeatable), default)
+MULTI = "multi"
+
 GLOBAL_FLAGS = {
     "root": (("root",), True, None),
     "log": (("log",), True, None),
@@ -58,6 +60,52 @@ COMMANDS = {
         "rootless": (("rootless",), False, False),
     }, 0, 0, "", "create a new specification file"),
     "features": ({}, 0, 0, "", "show the enabled features"),
+    "exec": ({
+        "console-socket": (("console-socket",), True, ""),
+        "cwd": (("cwd",), True, ""),
+        "env": (("env", "e"), MULTI, None),
+        "tty": (("tty", "t"), False, False),
+        "user": (("user", "u"), True, ""),
+        "additional-gids": (("additional-gids", "g"), MULTI, None),
+        "process": (("process", "p"), True, ""),
+        "detach": (("detach", "d"), False, False),
+        "pid-file": (("pid-file",), True, ""),
+        "process-label": (("process-label",), True, ""),
+        "apparmor": (("apparmor",), True, ""),
+        "no-new-privs": (("no-new-privs",), False, False),
+        "cap": (("cap", "c"), MULTI, None),
+        "preserve-fds": (("preserve-fds",), True, "0"),
+        "cgroup": (("cgroup",), MULTI, None),
+        "ignore-paused": (("ignore-paused",), False, False),
+    }, 1, None, "<container-id> <command> [command options]  ||  -p process.json <container-id>",
+        "execute new process inside the container"),
+    "pause": ({}, 1, 1, "<container-id>", "pause suspends all processes inside the container"),
+    "resume": ({}, 1, 1, "<container-id>",
+               "resumes all processes that have been previously paused"),
+    "ps": ({"format": (("format", "f"), True, "table")}, 1, None, "<container-id> [ps options]",
+           "ps displays the processes running inside a container"),
+    "events": ({
+        "interval": (("interval",), True, "5s"),
+        "stats": (("stats",), False, False),
+    }, 1, 1, "<container-id>",
+        "display container events such as OOM notifications, cpu, memory, and IO usage statistics"),
+    "update": ({
+        "resources": (("resources", "r"), True, ""),
+        "blkio-weight": (("blkio-weight",), True, None),
+        "cpu-period": (("cpu-period",), True, None),
+        "cpu-quota": (("cpu-quota",), True, None),
+        "cpu-share": (("cpu-share",), True, None),
+        "cpu-rt-period": (("cpu-rt-period",), True, None),
+        "cpu-rt-runtime": (("cpu-rt-runtime",), True, None),
+        "cpuset-cpus": (("cpuset-cpus",), True, None),
+        "cpuset-mems": (("cpuset-mems",), True, None),
+        "memory": (("memory",), True, None),
+        "memory-reservation": (("memory-reservation",), True, None),
+        "memory-swap": (("memory-swap",), True, None),
+        "pids-limit": (("pids-limit",), True, None),
+        "l3-cache-schema": (("l3-cache-schema",), True, None),
+        "mem-bw-schema": (("mem-bw-schema",), True, None),
+    }, 1, 1, "<container-id>", "update container resource constraints"),
     "help": ({}, 0, 1, "[command]", "Shows a list of commands or help for one command"),
 }
 
@@ -93,7 +141,10 @@ def parse_flags(spec, argv, interspersed=True):
                     raise UsageError(f"flag needs an argument: -{name}")
                 value = argv[i]
                 i += 1
-            values[key] = value
+            if takes_value == MULTI:
+                values[key] = (values[key] or []) + [value]
+            else:
+                values[key] = value
         elif eq:
             if value.lower() not in _BOOL_VALUES:
                 raise UsageError(f'invalid boolean value "{value}" for -{name}')
@@ -166,7 +217,7 @@ def main(argv=None):
         if "-h" in argv[:1] or "--help" in argv[:1]:
             sys.stdout.write(usage(cmd))
             return 0
-        values, args = parse_flags(flags, argv, interspersed=cmd != "exec")
+        values, args = parse_flags(flags, argv, interspersed=cmd not in ("exec", "ps"))
         if len(args) < lo or (hi is not None and len(args) > hi):
             if lo == hi:
                 want = f"exactly {lo}"

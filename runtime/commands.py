@@ -151,3 +151,63 @@ def cmd_help(opts, flags, args):
     if args and args[0] not in COMMANDS:
         raise UsageError(f"No help topic for '{args[0]}'")
     _out(usage(args[0] if args else None))
+
+
+def cmd_exec(opts, flags, args):
+    from . import execution
+
+    return execution.execute(opts, args[0], flags, args[1:])
+
+
+def cmd_pause(opts, flags, args):
+    from . import control
+
+    control.pause(opts, args[0])
+
+
+def cmd_resume(opts, flags, args):
+    from . import control
+
+    control.resume(opts, args[0])
+
+
+def cmd_ps(opts, flags, args):
+    from . import control
+
+    fmt = flags["format"]
+    if fmt not in ("table", "json"):
+        raise Error(f"invalid format option: {fmt!r}")
+    pids = control.pids(opts, args[0])
+    if fmt == "json":
+        _out((jsonfast.dumps(pids) if pids else "null") + "\n")
+        return
+    import subprocess
+
+    try:
+        res = subprocess.run(["ps"] + (args[1:] or ["-ef"]), capture_output=True, text=True)
+    except OSError as e:
+        raise Error(f"exec ps: {os.strerror(e.errno).lower()}") from None
+    if res.returncode != 0:
+        raise Error(f"ps: {res.stderr.strip() or 'exit status ' + str(res.returncode)}")
+    lines = res.stdout.splitlines()
+    if not lines:
+        return
+    header = lines[0].split()
+    if "PID" not in header:
+        raise Error("couldn't find PID field in ps output")
+    col = header.index("PID")
+    wanted = {str(p) for p in pids}
+    _out(lines[0] + "\n" + "".join(line + "\n" for line in lines[1:]
+                                   if len(line.split()) > col and line.split()[col] in wanted))
+
+
+def cmd_events(opts, flags, args):
+    from . import control
+
+    control.events(opts, args[0], flags["interval"], flags["stats"], _out)
+
+
+def cmd_update(opts, flags, args):
+    from . import control
+
+    control.update(opts, args[0], flags)

@@ -97,9 +97,9 @@ def create(opts, cid, bundle, pid_file="", console_socket="", no_pivot=False,
         if lin.get("seccomp"):
             from . import seccomp
 
-            job.seccomp = seccomp.prepare(lin["seccomp"])
+            job.seccomp = seccomp.prepare(lin["seccomp"], c.root_path(".seccomp-cache"))
             for w in getattr(job.seccomp, "warnings", ()):
-                log.warning(w)
+                log.debug(w)
         if any(m.get("uidMappings") or {"idmap", "ridmap"} & set(m.get("options") or ())
                for m in config.get("mounts") or ()):
             from . import idmap
@@ -133,7 +133,7 @@ def create(opts, cid, bundle, pid_file="", console_socket="", no_pivot=False,
 
             try:
                 seccomp.send_notify_fd(lin["seccomp"]["listenerPath"], notify_fd,
-                                       c.oci_state(st.CREATED),
+                                       c.oci_state(st.CREATING),
                                        lin["seccomp"].get("listenerMetadata", ""))
             finally:
                 os.close(notify_fd)

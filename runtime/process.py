@@ -124,17 +124,27 @@ def drop_privileges(proc, log):
         linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1, what="set no_new_privs")
 
 
+def finish(proc, seccomp_filter, log, has_process=True):
+    """The last steps before the exec: privileges, then the seccomp filter (or the
+    filter first when no_new_privs is off, as loading it then needs CAP_SYS_ADMIN,
+    as runc does).  Returns the seccomp notify fd, if any."""
+    notify_fd = None
+    nnp = proc.get("noNewPrivileges")
+    if seccomp_filter is not None and not nnp:
+        notify_fd = seccomp_filter.load()
+    if has_process:
+        drop_privileges(proc, log)
+    if seccomp_filter is not None and nnp:
+        notify_fd = seccomp_filter.load()
+    return notify_fd
+
+
 def apply_scheduling(proc):
-    """oomScoreAdj, scheduler, ioPriority, execCPUAffinity.initial."""
-    if proc.get("oomScoreAdj") is not None:
-        write_proc_self("oom_score_adj", proc["oomScoreAdj"])
+    """scheduler and ioPriority (oomScoreAdj is written where /proc is the host's)."""
     if proc.get("scheduler"):
         sched.apply_scheduler(proc["scheduler"])
     if proc.get("ioPriority"):
         sched.apply_io_priority(proc["ioPriority"])
-    affinity = (proc.get("execCPUAffinity") or {}).get("initial")
-    if affinity:
-        sched.apply_affinity(affinity)
 
 
 def prepare_fds(first_free, keep=()):
@@ -148,6 +158,17 @@ def prepare_fds(first_free, keep=()):
             pass
     for fd in keep:
         os.set_inheritable(fd, True)
+
+
+def exec_label(proc):
+    """The LSM attribute and label the helper writes right before the exec."""
+    if proc.get("apparmorProfile"):
+        return ("/proc/thread-self/attr/apparmor/exec"
+                if os.path.exists("/proc/thread-self/attr/apparmor/exec")
+                else "/proc/thread-self/attr/exec", "exec " + proc["apparmorProfile"])
+    if proc.get("selinuxLabel"):
+        return ("/proc/thread-self/attr/exec", proc["selinuxLabel"])
+    return None
 
 
 def exec_helper(helper_fd, path, argv, env, fifo_fd=None, report_fd=None, label=None):

@@ -53,8 +53,7 @@ import _socket
 import os
 import struct
 
-from . import (capabilities, console, devices, hooks, jsonfast, linux, namespaces, process,
-               rootfs, sched)
+from . import console, devices, hooks, jsonfast, linux, namespaces, process, rootfs, sched
 from .errors import Error, HookError
 
 _MAX = 65536
@@ -341,6 +340,9 @@ def _init(job, chan):
         sched.apply_memory_policy(lin["memoryPolicy"])
     process.set_rlimits(proc.get("rlimits"))
     process.apply_scheduling(proc)
+    affinity = (proc.get("execCPUAffinity") or {}).get("final")
+    if affinity:
+        sched.apply_affinity(affinity)
     env = process.environment(proc.get("env"))
     path = None
     if job.process is not None:
@@ -356,8 +358,7 @@ def _init(job, chan):
         path = process.find_executable(proc["args"][0], env)
         if user.get("umask") is not None:
             os.umask(user["umask"])
-        process.drop_privileges(proc, chan)
-    notify_fd = job.seccomp.load() if job.seccomp is not None else None
+    notify_fd = process.finish(proc, job.seccomp, chan, job.process is not None)
     chan.send("ready", fds=[notify_fd] if notify_fd is not None else ())
     if notify_fd is not None:
         os.close(notify_fd)
@@ -376,21 +377,10 @@ def _init(job, chan):
             os._exit(1)
         process.prepare_fds(first_free, keep=(report,))
         process.exec_helper(job.helper_fd, path, proc.get("args", ()), env, report_fd=report,
-                            label=_exec_label(proc))
+                            label=process.exec_label(proc))
     process.prepare_fds(first_free, keep=(job.fifo_fd,))
     process.exec_helper(job.helper_fd, path, proc.get("args", ()), env, fifo_fd=job.fifo_fd,
-                        label=_exec_label(proc))
-
-
-def _exec_label(proc):
-    """The LSM attribute and label the helper writes right before the exec."""
-    if proc.get("apparmorProfile"):
-        return ("/proc/thread-self/attr/apparmor/exec"
-                if os.path.exists("/proc/thread-self/attr/apparmor/exec")
-                else "/proc/thread-self/attr/exec", "exec " + proc["apparmorProfile"])
-    if proc.get("selinuxLabel"):
-        return ("/proc/thread-self/attr/exec", proc["selinuxLabel"])
-    return None
+                        label=process.exec_label(proc))
 
 
 def _write_sysctl(key, value):
@@ -411,6 +401,3 @@ def _join_keyring(cid, chan):
     except Error as e:
         if getattr(e, "errno", None) != 38:  # ENOSYS: keyrings not built in
             raise
-
-
-__all__ = ["Channel", "Job", "Parent", "capabilities"]

@@ -1,0 +1,338 @@
+"""``runtime exec``: a new process inside a running container.
+
+The sequence mirrors create's (protocol.py) with the container's existing
+namespaces and cgroup instead of new ones:
+
+ parent (runtime exec)               | stage-1                    | process
+ ------------------------------------+----------------------------+--------------------------------
+ pidfd of the init, checked; opens   |                            |
+ its /proc/<pid>/ns/* files; prepares|                            |
+ the seccomp filter; fork            |                            |
+ join the container's cgroup (pid)   |                            |
+ -> "go"                             | setns user, then the rest  |
+                                     | <- "pid" {pid}; exit       | (console) cwd, rlimits, user,
+                                     |                            | caps, no_new_privs, seccomp
+ seccomp fd to the listener          |                            | <- "ready" [+notify fd]
+ -> "run"                            |                            | exec the sealed helper with -w
+ EOF on the report pipe: the program |                            | (report pipe): "E<errno>" if
+ runs; --detach: pid file, exit;     |                            | its exec fails
+ else wait and return its exit code  |                            |
+"""
+
+import os
+
+from . import console, jsonfast, linux, namespaces, process, protocol, sched
+from . import state as st
+from .errors import Error, StateError, SysError
+from .log import log
+
+_NS_ORDER = ("user", "ipc", "uts", "network", "pid", "cgroup", "time", "mount")
+
+
+def build_process(config, flags, args):
+    """The process JSON: ``--process FILE`` as is, else the container's process with
+    the command line's overrides (runc's rules)."""
+    if flags.get("process"):
+        try:
+            with open(flags["process"], "rb") as f:
+                proc = jsonfast.loads(f.read())
+        except OSError as e:
+            raise SysError("open process file", e.errno, flags["process"]) from None
+        except ValueError as e:
+            raise Error(f"{flags['process']}: invalid JSON: {e}") from None
+        if not isinstance(proc, dict):
+            raise Error(f"{flags['process']}: not a JSON object")
+    else:
+        proc = jsonfast.loads(jsonfast.dumps(config.get("process") or {}))
+        proc["args"] = list(args)
+        if flags.get("cwd"):
+            proc["cwd"] = flags["cwd"]
+        if flags.get("apparmor"):
+            proc["apparmorProfile"] = flags["apparmor"]
+        if flags.get("process-label"):
+            proc["selinuxLabel"] = flags["process-label"]
+        caps = flags.get("cap") or []
+        if caps:
+            c = proc.setdefault("capabilities", {})
+            for s in ("bounding", "effective", "permitted", "ambient"):
+                c[s] = list(c.get(s) or ()) + caps
+        proc["env"] = list(proc.get("env") or ()) + list(flags.get("env") or ())
+        proc["terminal"] = bool(flags.get("tty"))
+        if flags.get("no-new-privs"):
+            proc["noNewPrivileges"] = True
+        user = proc.setdefault("user", {})
+        if flags.get("user"):
+            uid, _, gid = flags["user"].partition(":")
+            try:
+                user["uid"] = int(uid)
+                if gid:
+                    user["gid"] = int(gid)
+            except ValueError:
+                raise Error(f"invalid --user {flags['user']!r}: want <uid>[:<gid>]") from None
+        for g in flags.get("additional-gids") or ():
+            try:
+                gid = int(g)
+            except ValueError:
+                raise Error(f"invalid --additional-gids {g!r}") from None
+            if gid < 0:
+                raise Error(f"additional-gids must be a positive number {gid}")
+            user.setdefault("additionalGids", []).append(gid)
+    if not proc.get("args"):
+        raise Error("args must not be empty")
+    cwd = proc.get("cwd") or "/"
+    if not cwd.startswith("/"):
+        raise Error("cwd must be an absolute path")
+    proc["cwd"] = cwd
+    return proc
+
+
+class _Job:
+    def __init__(self, proc, seccomp_filter, ns_fds, helper_fd, report_w, console_fd, preserve):
+        self.proc = proc
+        self.seccomp = seccomp_filter
+        self.ns_fds = ns_fds
+        self.helper_fd = helper_fd
+        self.report_w = report_w
+        self.console_fd = console_fd
+        self.preserve_fds = preserve
+
+
+def execute(opts, cid, flags, args):
+    """Run the exec; returns the exit code (or 0 once detached)."""
+    from .container import _cgroup_of, store, write_pid_file
+
+    detach = flags.get("detach")
+    with store(opts).open(cid) as c:
+        cgroup = _cgroup_of(c)
+        status = c.status(cgroup, locked=True)
+        if status == st.STOPPED:
+            raise StateError("cannot exec in a stopped container")
+        if status == st.PAUSED and not flags.get("ignore-paused"):
+            raise StateError("cannot exec in a paused container (use --ignore-paused to override)")
+        if status not in (st.CREATED, st.RUNNING, st.PAUSED):
+            raise StateError(f"cannot exec in a container in status {status}")
+        config = c.config()
+        proc = build_process(config, flags, args)
+        terminal = bool(proc.get("terminal"))
+        if terminal and detach and not flags.get("console-socket"):
+            raise Error("cannot allocate tty if runtime will detach without setting console socket")
+        if flags.get("console-socket") and not terminal:
+            raise Error("cannot use console socket if runtime will not detach or allocate tty")
+        lin = config.get("linux") or {}
+        init_pid = c.pid
+        pidfd = os.pidfd_open(init_pid)
+        fds = []
+        try:
+            if not c.alive():
+                raise StateError("container not running")
+            ns_fds = _open_namespaces(init_pid, lin)
+            fds += ns_fds.values()
+            seccomp_filter = None
+            if lin.get("seccomp"):
+                from . import seccomp
+
+                seccomp_filter = seccomp.prepare(lin["seccomp"], c.root_path(".seccomp-cache"))
+            helper_fd = linux.memfd_exec_helper()
+            fds.append(helper_fd)
+            report_r, report_w = os.pipe()
+            fds += [report_r, report_w]
+            console_fd = local_console = None
+            if terminal:
+                if flags.get("console-socket"):
+                    console_fd = console.connect(flags["console-socket"])
+                else:
+                    local_console, console_fd = protocol.socketpair()
+                    fds.append(local_console)
+                fds.append(console_fd)
+            try:
+                preserve = int(flags.get("preserve-fds") or 0)
+            except ValueError:
+                raise Error(f"invalid value {flags['preserve-fds']!r} for flag --preserve-fds") from None
+            job = _Job(proc, seccomp_filter, ns_fds, helper_fd, report_w, console_fd, preserve)
+            cgroup_dirs = _cgroup_dirs(cgroup, flags.get("cgroup"))
+            pid, notify_fd = _spawn(job, cgroup_dirs, proc)
+            os.close(report_w)
+            fds.remove(report_w)
+            if notify_fd is not None:
+                from . import seccomp
+
+                try:
+                    seccomp.send_notify_fd(lin["seccomp"]["listenerPath"], notify_fd,
+                                           c.oci_state(status),
+                                           lin["seccomp"].get("listenerMetadata", ""), pid=pid)
+                finally:
+                    os.close(notify_fd)
+            master = console.recv_fd(local_console) if local_console is not None else None
+            _confirm_exec(report_r, pid, proc)
+        finally:
+            os.close(pidfd)
+            for fd in fds:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+    if flags.get("pid-file"):
+        write_pid_file(flags["pid-file"], pid)
+    if detach:
+        return 0
+    from .container import Created, wait
+
+    return wait(Created(None, pid, master))
+
+
+def _open_namespaces(init_pid, lin):
+    fds = {}
+    try:
+        for ns in lin.get("namespaces") or ():
+            kind = ns["type"]
+            path = f"/proc/{init_pid}/ns/{namespaces.TYPES[kind][1]}"
+            try:
+                fds[kind] = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            except OSError as e:
+                raise SysError("open namespace", e.errno, path) from None
+    except BaseException:
+        for fd in fds.values():
+            os.close(fd)
+        raise
+    return fds
+
+
+def _cgroup_dirs(cgroup, sub):
+    """cgroup.procs files to join: the container's, or ``--cgroup [ctrl:]path``."""
+    if cgroup is None:
+        return []
+    paths = dict(cgroup.paths())
+    if sub:
+        for item in sub.split(","):
+            ctrl, sep, rel = item.rpartition(":")
+            targets = [ctrl] if sep and ctrl else list(paths)
+            for t in targets:
+                if t not in paths:
+                    raise Error(f"--cgroup: unknown controller {t!r}")
+                d = os.path.join(paths[t], rel.lstrip("/"))
+                if not os.path.isdir(d):
+                    raise Error(f"--cgroup: {d} does not exist")
+                paths[t] = d
+    return sorted(set(paths.values()))
+
+
+def _spawn(job, cgroup_dirs, proc):
+    mine, theirs = protocol.socketpair()
+    linux.prctl(linux.PR_SET_CHILD_SUBREAPER, 1, what="become subreaper")
+    pid = os.fork()
+    if pid == 0:
+        os.close(mine)
+        protocol._run_child(_stage1, job, theirs)
+    os.close(theirs)
+    chan = protocol.Channel(mine, log.write)
+    final = 0
+    try:
+        affinity = (proc.get("execCPUAffinity") or {})
+        for d in cgroup_dirs:
+            _write(os.path.join(d, "cgroup.procs"), pid)
+        if affinity.get("final"):
+            os.sched_setaffinity(pid, sched.parse_cpus(affinity["final"]))
+        chan.send("go")
+        final = chan.recv("pid")["pid"]
+        if proc.get("oomScoreAdj") is not None:
+            _write(f"/proc/{final}/oom_score_adj", proc["oomScoreAdj"])
+        os.waitpid(pid, 0)
+        pid = 0
+        ready = chan.recv("ready")
+        chan.send("run")
+        return final, (ready["fds"][0] if ready["fds"] else None)
+    except EOFError:
+        raise Error("exec: the process exited during setup") from None
+    except BaseException:
+        for p in (pid, final):
+            if p:
+                try:
+                    os.kill(p, 9)
+                    os.waitpid(p, 0)
+                except (ProcessLookupError, ChildProcessError):
+                    pass
+        raise
+    finally:
+        chan.close()
+
+
+def _write(path, value):
+    try:
+        with open(path, "w") as f:
+            f.write(str(value))
+    except OSError as e:
+        raise SysError("write", e.errno, path) from None
+
+
+def _stage1(job, chan):
+    chan.recv("go")
+    affinity = job.proc.get("execCPUAffinity") or {}
+    if affinity.get("initial"):
+        sched.apply_affinity(affinity["initial"])
+    for kind in _NS_ORDER:
+        fd = job.ns_fds.get(kind)
+        if fd is not None:
+            linux.setns(fd, namespaces.TYPES[kind][0], f"{kind} namespace of the container")
+    pid = os.fork()
+    if pid == 0:
+        try:
+            _process(job, chan)
+        except EOFError:
+            os._exit(1)
+        except BaseException as e:  # noqa: BLE001 - reported to the parent
+            try:
+                chan.send("error", msg=str(e) or type(e).__name__)
+            except BaseException:  # noqa: BLE001
+                pass
+            os._exit(1)
+        os._exit(1)
+    chan.send("pid", pid=pid)
+
+
+def _process(job, chan):
+    proc = job.proc
+    if proc.get("terminal"):
+        os.setsid()
+        console.setup_in_container(job.console_fd, proc.get("consoleSize"))
+    env = process.environment(proc.get("env"))
+    cwd = proc.get("cwd") or "/"
+    try:
+        os.chdir(cwd)
+    except OSError as e:
+        raise Error(f"chdir to cwd ({cwd!r}): {os.strerror(e.errno).lower()}") from None
+    process.set_rlimits(proc.get("rlimits"))
+    process.apply_scheduling(proc)
+    user = proc.get("user") or {}
+    if "HOME" not in env:
+        env["HOME"] = process.home_of(user.get("uid", 0))
+    path = process.find_executable(proc["args"][0], env)
+    if user.get("umask") is not None:
+        os.umask(user["umask"])
+    notify_fd = process.finish(proc, job.seccomp, chan)
+    chan.send("ready", fds=[notify_fd] if notify_fd is not None else ())
+    if notify_fd is not None:
+        os.close(notify_fd)
+    chan.recv("run")
+    process.prepare_fds(3 + job.preserve_fds, keep=(job.report_w,))
+    process.exec_helper(job.helper_fd, path, proc["args"], env, report_fd=job.report_w,
+                        label=process.exec_label(proc))
+
+
+def _confirm_exec(report_r, pid, proc):
+    """EOF on the report pipe: the program is running; else why it is not."""
+    data = b""
+    while True:
+        chunk = os.read(report_r, 4096)
+        if not chunk:
+            break
+        data += chunk
+    if data:
+        text = data.decode(errors="replace")
+        try:
+            os.waitpid(pid, 0)
+        except ChildProcessError:
+            pass
+        if text.startswith("E") and text[1:].isdigit():
+            raise Error(f"exec {proc['args'][0]}: {os.strerror(int(text[1:])).lower()}")
+        raise Error(text)
+
