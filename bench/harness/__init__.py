@@ -1,0 +1,1 @@
+"""Benchmark harness: times whole runtime processes (runtime vs runc vs crun)."""
