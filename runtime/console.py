@@ -53,20 +53,21 @@ def setup_in_container(sock_fd, size=None):
     except OSError as e:
         raise SysError("open", e.errno, "/dev/ptmx") from None
     try:
-        fcntl.ioctl(master, termios.TIOCSPTLCK, struct.pack("i", 0))
-        num = struct.unpack("I", fcntl.ioctl(master, termios.TIOCGPTN, b"\0\0\0\0"))[0]
+        fcntl.ioctl(master, linux.TIOCSPTLCK, struct.pack("i", 0))
+        num = struct.unpack("I", fcntl.ioctl(master, linux.TIOCGPTN, b"\0\0\0\0"))[0]
         slave_path = f"/dev/pts/{num}"
         if size:
             set_size(master, size.get("height", 0), size.get("width", 0))
+        # The peer of this very master, not whatever /dev/pts/N names by then.
+        slave = fcntl.ioctl(master, linux.TIOCGPTPEER, os.O_RDWR | os.O_NOCTTY)
         if os.path.exists("/dev/console"):
-            linux.mount(slave_path, "/dev/console", None, linux.MS_BIND,
+            linux.mount(f"/proc/self/fd/{slave}", "/dev/console", None, linux.MS_BIND,
                         what=f"bind {slave_path} to /dev/console")
-        slave = os.open(slave_path, os.O_RDWR | os.O_NOCTTY)
         for fd in (0, 1, 2):
             os.dup2(slave, fd)
         if slave > 2:
             os.close(slave)
-        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+        fcntl.ioctl(0, linux.TIOCSCTTY, 0)
         send_fd(sock_fd, master, "/dev/ptmx")
     finally:
         os.close(master)

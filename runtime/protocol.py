@@ -142,6 +142,22 @@ class Job:
 
 
 # -- parent -------------------------------------------------------------------------
+def cgroup_resources(lin):
+    """linux.resources as the cgroup gets it: when the config restricts devices,
+    its rules, then an allow rule for each linux.devices node, then runc's default
+    allow list (null, zero, full, tty, random, urandom, console, ptmx, pts, tun)."""
+    from . import cgroups
+
+    resources = dict(lin.get("resources") or {})
+    if resources.get("devices"):
+        rules = list(resources["devices"])
+        for dev in lin.get("devices") or ():
+            if dev["type"] in ("c", "b", "u"):
+                rules.append({"allow": True, "type": "c" if dev["type"] == "u" else dev["type"],
+                              "major": dev["major"], "minor": dev["minor"], "access": "rwm"})
+        resources["devices"] = rules + cgroups.default_device_rules()
+    return resources
+
 class Parent:
     """Drives the create sequence from the runtime's side (steps 1 to 9)."""
 
@@ -171,9 +187,11 @@ class Parent:
             if self.cgroup is not None:
                 self.cgroup.apply(pid)
                 on_cgroup()
-                resources = job.linux.get("resources")
+                resources = cgroup_resources(job.linux)
                 if resources:
                     self.cgroup.set(resources)
+                    for w in self.cgroup.warnings:
+                        self.log.warning(w)
             chan.send("go")
             if job.plan.new_user:
                 chan.recv("userns")
