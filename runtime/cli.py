@@ -237,8 +237,15 @@ def main(argv=None):
         return e.exit_code
     except OSError as e:
         # An OSError that no layer wrapped: say what and where anyway.
-        where = f" {e.filename}" if e.filename else ""
-        log.error(f"{(e.strerror or str(e)).lower()}:{where}".rstrip(":"))
+        text = (e.strerror or str(e)).lower()
+        log.error(f"{e.filename}: {text}" if e.filename else text)
         return 1
     except KeyboardInterrupt:
         return 130
+    except Exception as e:  # noqa: BLE001 - a bug: still one line, traceback with --debug
+        if opts.get("debug"):
+            import traceback
+
+            traceback.print_exc()
+        log.error(f"internal error: {type(e).__name__}: {e}")
+        return 1

@@ -9,8 +9,18 @@ from .errors import Error, HookError, StateError, SysError
 from .log import log
 
 
+def rootless(opts):
+    """--rootless: "true", "false", or "auto" (rootless when not running as root)."""
+    mode = opts.get("rootless") or "auto"
+    return mode == "true" or (mode == "auto" and os.geteuid() != 0)
+
+
 def store(opts):
-    return st.Store(opts.get("root") or st.DEFAULT_ROOT)
+    root = opts.get("root")
+    if not root:
+        xdg = os.environ.get("XDG_RUNTIME_DIR")
+        root = os.path.join(xdg, "runtime") if os.geteuid() != 0 and xdg else st.DEFAULT_ROOT
+    return st.Store(root)
 
 
 def _owner():
@@ -82,7 +92,6 @@ def create(opts, cid, bundle, pid_file="", console_socket="", no_pivot=False,
         }
         if cgroup is not None:
             c.state["cgroup"] = cgroup.save()
-            job.cgroup_paths = cgroup.paths()
         c.save_config(config)
         c.save()
         job.plan.open()
@@ -183,21 +192,22 @@ def _new_cgroup(cid, lin, opts):
 
     return cgroups.new_manager(cid, lin.get("cgroupsPath") or "",
                                systemd=bool(opts.get("systemd-cgroup")),
-                               rootless=opts.get("rootless") == "true")
+                               rootless=rootless(opts))
 
 
 def _undo_create(c, cgroup):
-    """A failed create leaves nothing behind."""
+    """A failed create leaves nothing behind; each step is tried whatever the
+    others do, since this runs while another error is on its way out."""
     if cgroup is not None:
         try:
             _kill_cgroup(cgroup)
             cgroup.destroy()
-        except Error as e:
+        except Exception as e:  # noqa: BLE001
             log.warning(f"cleanup of cgroup after failed create: {e}")
     try:
         c.remove()
-    except OSError:
-        pass
+    except OSError as e:
+        log.warning(f"cleanup of state after failed create: {e}")
     c.close()
 
 

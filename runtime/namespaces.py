@@ -85,19 +85,47 @@ def id_map_text(mappings):
 
 
 def write_id_maps(pid, uid_mappings, gid_mappings):
-    """Write the child's uid_map and gid_map (from the parent user namespace)."""
+    """Write the child's uid_map and gid_map from the parent user namespace.
+
+    Root writes them directly.  An unprivileged user may write only a single
+    mapping of its own id (after denying setgroups); anything else goes through
+    the setuid helpers newuidmap/newgidmap (package uidmap), as rootless runc does."""
+    own = {"uid_map": os.geteuid(), "gid_map": os.getegid()}
     for name, maps in (("uid_map", uid_mappings), ("gid_map", gid_mappings)):
         if not maps:
             continue
-        path = f"/proc/{pid}/{name}"
+        if own["uid_map"] == 0 or (len(maps) == 1 and maps[0]["hostID"] == own[name]
+                                   and maps[0]["size"] == 1):
+            if name == "gid_map" and own["uid_map"] != 0:
+                _write(f"/proc/{pid}/setgroups", "deny", "write setgroups")
+            _write(f"/proc/{pid}/{name}", id_map_text(maps), f"write {name}")
+        else:
+            _run_map_helper("newuidmap" if name == "uid_map" else "newgidmap", pid, maps)
+
+
+def _write(path, text, op):
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
-            try:
-                os.write(fd, id_map_text(maps).encode())
-            finally:
-                os.close(fd)
-        except OSError as e:
-            raise SysError(f"write {name}", e.errno, path) from None
+            os.write(fd, text.encode())
+        finally:
+            os.close(fd)
+    except OSError as e:
+        raise SysError(op, e.errno, path) from None
+
+
+def _run_map_helper(helper, pid, maps):
+    import shutil
+    import subprocess
+
+    path = shutil.which(helper)
+    if path is None:
+        raise Error(f"rootless: {helper} (package uidmap) is needed to map "
+                    f"{id_map_text(maps).strip()!r}; without it only your own id can be mapped")
+    argv = [path, str(pid)] + [str(m[k]) for m in maps for k in ("containerID", "hostID", "size")]
+    res = subprocess.run(argv, capture_output=True, text=True)
+    if res.returncode != 0:
+        raise Error(f"{helper}: {res.stderr.strip() or 'exit status ' + str(res.returncode)}")
 
 
 def write_time_offsets(offsets):

@@ -12,7 +12,7 @@ JSON object per packet, fds attached with SCM_RIGHTS.
  -----+---------------------------------+--------------------------------+------------------------------
    1  | fork stage-1; cgroup apply(pid) |                                |
       | and set(resources)              |                                |
-   2  | -> "go"                         | join the user ns, or unshare   |
+   2  | -> "go" {cgroup paths}          | join the user ns, or unshare   |
       |                                 | one and                        |
    3  | write uid_map/gid_map           | <- "userns"  (new userns only) |
    4  | -> "maps"                       | become root in it; join the    |
@@ -192,7 +192,9 @@ class Parent:
                     self.cgroup.set(resources)
                     for w in self.cgroup.warnings:
                         self.log.warning(w)
-            chan.send("go")
+            # apply() may join fewer controllers than planned (rootless): the init
+            # mounts what was really joined.
+            chan.send("go", cgroup_paths=self.cgroup.paths() if self.cgroup is not None else {})
             if job.plan.new_user:
                 chan.recv("userns")
                 namespaces.write_id_maps(pid, job.linux.get("uidMappings"),
@@ -268,7 +270,7 @@ def _run_child(fn, job, fd):
 
 
 def _stage1(job, chan):
-    chan.recv("go")
+    job.cgroup_paths = chan.recv("go")["cgroup_paths"]
     plan = job.plan
     if "user" in plan.join:
         plan.join_all(only=("user",))

@@ -350,7 +350,9 @@ class Manager:
         """Every process in the cgroup and its descendants."""
         from .fs import all_pids
 
-        return all_pids(self.procs_dir())
+        where = self.procs_dir()
+        # A rootless container may have joined no cgroup at all.
+        return all_pids(where) if where else []
 
     def signal_all(self, sig):
         """Signal every process: frozen meanwhile, so none forks past the signal."""

@@ -42,7 +42,7 @@ class CgroupV1(Manager):
         for ctrl in ("devices", "memory", "pids", "freezer", "cpu"):
             if ctrl in self._paths:
                 return self._paths[ctrl]
-        return next(iter(self._paths.values()))
+        return next(iter(self._paths.values()), None)
 
     # -- apply ---------------------------------------------------------------------
 
