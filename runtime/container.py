@@ -225,6 +225,37 @@ def check_host_support(config, opts):
     if "mount" not in kinds and (config.get("mounts") or lin.get("maskedPaths")
                                  or lin.get("readonlyPaths")):
         raise Error("mounts, maskedPaths and readonlyPaths need a mount namespace")
+    check_lsm(config.get("process") or {}, lin.get("mountLabel"))
+    if lin.get("intelRdt"):
+        if not os.path.exists("/sys/fs/resctrl/schemata"):
+            raise Error("linux.intelRdt: Intel RDT needs resctrl, which is not mounted on this "
+                        "host (/sys/fs/resctrl)")
+        raise Error("linux.intelRdt: Intel RDT is not supported by this runtime")
+    if lin.get("netDevices"):
+        raise Error("linux.netDevices: moving network devices is not supported by this runtime")
+
+
+def check_lsm(proc, mount_label=None):
+    """Labels must be applicable, not silently dropped (for create and exec)."""
+    if proc.get("apparmorProfile") and not _lsm_enabled("apparmor"):
+        raise Error(f"process.apparmorProfile: cannot apply profile "
+                    f"{proc['apparmorProfile']!r}: AppArmor is not enabled on this host")
+    if proc.get("selinuxLabel") and not _lsm_enabled("selinux"):
+        raise Error(f"process.selinuxLabel: cannot apply label {proc['selinuxLabel']!r}: "
+                    "SELinux is not enabled on this host")
+    if mount_label and not _lsm_enabled("selinux"):
+        raise Error(f"linux.mountLabel: cannot apply label {mount_label!r}: "
+                    "SELinux is not enabled on this host")
+
+
+def _lsm_enabled(name):
+    if name == "apparmor":
+        try:
+            with open("/sys/module/apparmor/parameters/enabled") as f:
+                return f.read().strip() == "Y"
+        except OSError:
+            return False
+    return os.path.exists("/sys/fs/selinux/enforce")
 
 
 def _sysctl_namespace(key):

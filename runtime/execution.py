@@ -99,7 +99,7 @@ class _Job:
 
 def execute(opts, cid, flags, args):
     """Run the exec; returns the exit code (or 0 once detached)."""
-    from .container import _cgroup_of, store, write_pid_file
+    from .container import _cgroup_of, check_lsm, store, write_pid_file
 
     detach = flags.get("detach")
     with store(opts).open(cid) as c:
@@ -113,6 +113,7 @@ def execute(opts, cid, flags, args):
             raise StateError(f"cannot exec in a container in status {status}")
         config = c.config()
         proc = build_process(config, flags, args)
+        check_lsm(proc)
         terminal = bool(proc.get("terminal"))
         if terminal and detach and not flags.get("console-socket"):
             raise Error("cannot allocate tty if runtime will detach without setting console socket")
