@@ -7,6 +7,7 @@ the fd itself for move_mount(2)), so a destination that is, or becomes, a symlin
 cannot send a mount outside the rootfs (the CVE-2021-30465 class).
 """
 
+import errno
 import os
 import stat
 
@@ -118,15 +119,31 @@ class Mount:
 
 
 # -- path resolution inside the rootfs ------------------------------------------
+_EAGAIN_RETRIES = 128
+
+
 def resolve(root_fd, path, flags=_O_PATH):
-    """An fd for ``path`` resolved inside the tree of ``root_fd`` (symlinks included)."""
-    return linux.openat2(root_fd, path.lstrip("/") or ".", flags, _RESOLVE)
+    """An fd for ``path`` resolved inside the tree of ``root_fd`` (symlinks included).
+    openat2 fails with EAGAIN when a rename or mount anywhere on the system races
+    a lookup that crosses "..": it asks to be retried."""
+    rel = path.lstrip("/") or "."
+    for _ in range(_EAGAIN_RETRIES):
+        try:
+            return linux.openat2(root_fd, rel, flags, _RESOLVE)
+        except SysError as e:
+            if e.errno != errno.EAGAIN:
+                raise
+    return linux.openat2(root_fd, rel, flags, _RESOLVE)
 
 
-def make_path(root_fd, path, is_dir=True, mode=0o755):
+_MAX_LINKS = 40  # as the kernel's ELOOP limit
+
+
+def make_path(root_fd, path, is_dir=True, mode=0o755, _links=0):
     """Create ``path`` (and its parents) inside the root; return an O_PATH fd of it.
     Each missing component is made in its already resolved parent, so nothing is
-    ever created outside the root."""
+    ever created outside the root; a dangling symlink is followed, inside the root,
+    and its target made."""
     parts = [p for p in path.split("/") if p and p != "."]
     try:
         return resolve(root_fd, path)
@@ -150,7 +167,16 @@ def make_path(root_fd, path, is_dir=True, mode=0o755):
                 else:
                     os.mkdir(name, mode, dir_fd=fd)
             except FileExistsError:
-                pass  # a dangling symlink, or a racing creator: resolve decides below
+                # a dangling symlink (or a racing creator): make its target instead
+                target = _link_target(fd, name)
+                if target is not None:
+                    os.close(fd)
+                    if _links >= _MAX_LINKS:
+                        raise SysError("mkdir", errno.ELOOP, path) from None
+                    if not target.startswith("/"):
+                        target = "/".join(parts[:i] + [target])
+                    rest = parts[i + 1:]
+                    return make_path(root_fd, "/".join([target] + rest), is_dir, mode, _links + 1)
             except OSError as e2:
                 os.close(fd)
                 raise SysError("mkdir" if (is_dir or not last) else "create", e2.errno, path)
@@ -158,6 +184,13 @@ def make_path(root_fd, path, is_dir=True, mode=0o755):
         os.close(fd)
         fd = nfd
     return fd
+
+
+def _link_target(dir_fd, name):
+    try:
+        return os.readlink(name, dir_fd=dir_fd)
+    except OSError:
+        return None
 
 
 def fd_path(fd):
@@ -391,6 +424,11 @@ class Rootfs:
         os.chdir("/")
         os.close(self.root_fd)
         self.root_fd = -1
+        prop = self.linux.get("rootfsPropagation")
+        if prop:
+            # Now that the rootfs is "/": before the pivot it was a bind of a host
+            # directory, and setting "/" then changed the old root's propagation.
+            linux.mount(None, "/", None, PROPAGATION[prop], what=f"set propagation of / to {prop}")
 
     def _move_root(self):
         """--no-pivot: detach every mount outside the rootfs, move the rootfs onto /

@@ -166,11 +166,12 @@ def bundle(make_bundle):
     return make_bundle()
 
 
-def run(runtime, bundle, *extra, check=True, timeout=60, input=None):
-    """``runtime run`` the bundle in the foreground; returns CompletedProcess."""
+def run(runtime, bundle, *extra, check=True, timeout=60, input=None, **kw):
+    """``runtime run`` the bundle in the foreground; returns CompletedProcess.
+    ``kw`` go to subprocess.run (e.g. ``umask``, ``env``)."""
     bundle.write()
     return runtime("run", "--bundle", bundle.path, *extra, bundle.id, check=check,
-                   timeout=timeout, input=input)
+                   timeout=timeout, input=input, **kw)
 
 
 # -- leak check ---------------------------------------------------------------------
@@ -238,9 +239,9 @@ def leak_check():
 
 
 # -- helpers for tests that look from inside the container ---------------------------
-def output(runtime, bundle, *extra, timeout=60, input=None):
+def output(runtime, bundle, *extra, timeout=60, input=None, **kw):
     """``run`` the bundle, require exit code 0 and return what it printed."""
-    res = run(runtime, bundle, *extra, check=False, timeout=timeout, input=input)
+    res = run(runtime, bundle, *extra, check=False, timeout=timeout, input=input, **kw)
     assert res.returncode == 0, f"container failed ({res.returncode}):\n{res.stderr}{res.stdout}"
     return res.stdout
 
@@ -379,16 +380,18 @@ def assert_nothing_left(runtime, bundle):
     for ctrl in cgroup_controllers():
         path = bundle.cgroup_dir(ctrl)
         assert not os.path.exists(path), f"cgroup left: {path}"
-    procs = []
-    for pid in os.listdir("/proc"):
-        if pid.isdigit():
-            try:
-                with open(f"/proc/{pid}/cgroup") as f:
-                    if f"/{PREFIX}/{bundle.id}" in f.read():
-                        procs.append(pid)
-            except OSError:
-                pass
+    procs = [pid for pid in _test_processes() if _in_cgroup(pid, f"/{PREFIX}/{bundle.id}")]
     assert not procs, f"processes left in the container's cgroup: {procs}"
+
+
+def _in_cgroup(pid, path):
+    """The process is in cgroup ``path`` (or below it) of some hierarchy."""
+    try:
+        with open(f"/proc/{pid}/cgroup") as f:
+            own = [line.rstrip("\n").split(":", 2)[2] for line in f]
+    except OSError:
+        return False
+    return any(p == path or p.startswith(path + "/") for p in own)
 
 
 @pytest.fixture
