@@ -37,13 +37,14 @@ def last_cap():
     return _last
 
 
-def to_mask(names, unknown):
-    """Bit mask of ``names``; names this kernel lacks are appended to ``unknown``."""
+def to_mask(names, unknown, available=None):
+    """Bit mask of ``names``; names this kernel lacks, or not in the ``available``
+    mask, are appended to ``unknown``."""
     top = last_cap()
     mask = 0
     for name in names or ():
         bit = BITS.get(name.upper())
-        if bit is None or bit > top:
+        if bit is None or bit > top or (available is not None and not available >> bit & 1):
             if name not in unknown:
                 unknown.append(name)
             continue
@@ -55,10 +56,11 @@ def to_names(mask):
     return [NAMES[b] for b in range(len(NAMES)) if mask >> b & 1]
 
 
-def masks(caps):
-    """{set: mask} for a process.capabilities object, plus the unknown names."""
+def masks(caps, available=None):
+    """{set: mask} for a process.capabilities object, plus the names left out:
+    unknown to this kernel, or not ``available`` to the runtime to give."""
     unknown = []
-    out = {s: to_mask((caps or {}).get(s), unknown) for s in SETS}
+    out = {s: to_mask((caps or {}).get(s), unknown, available) for s in SETS}
     return out, unknown
 
 

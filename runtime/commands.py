@@ -55,6 +55,8 @@ def cmd_run(opts, flags, args):
         no_new_keyring=flags["no-new-keyring"], preserve_fds=flags["preserve-fds"],
         foreground=not detach)
     created.container.close()
+    # Signals are the container's from now on, also while it starts.
+    pidfd = None if detach else container.forward_signals(created.pid)
     try:
         container.start(opts, cid)
     except Error:
@@ -63,7 +65,7 @@ def cmd_run(opts, flags, args):
         raise
     if detach:
         return 0
-    code = container.wait(created, no_subreaper=flags["no-subreaper"])
+    code = container.wait(created, no_subreaper=flags["no-subreaper"], pidfd=pidfd)
     if not flags["keep"]:
         _quiet_delete(container, opts, cid)
     return code

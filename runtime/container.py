@@ -95,7 +95,9 @@ def create(opts, cid, bundle, pid_file="", console_socket="", no_pivot=False,
         c.save_config(config)
         c.save()
         job.plan.open()
-        os.mkfifo(c.path("exec.fifo"), 0o622)
+        os.mkfifo(c.path("exec.fifo"))
+        # Writable by the container's user, whoever it is (the umask would not allow it).
+        os.chmod(c.path("exec.fifo"), 0o622)
         job.fifo_fd = os.open(c.path("exec.fifo"), os.O_PATH | os.O_CLOEXEC)
         job.helper_fd = linux.memfd_exec_helper()
         if terminal:
@@ -151,10 +153,14 @@ def create(opts, cid, bundle, pid_file="", console_socket="", no_pivot=False,
         if pid_file:
             write_pid_file(pid_file, parent.init_pid)
         parent.release()
-    except BaseException:
+    except BaseException as e:
         if parent is not None:
             parent.abort()
         _undo_create(c, cgroup)
+        if isinstance(e, HookError):
+            # A failed create hook stops the container and the lifecycle goes on
+            # at step 12: after the destroy come the poststop hooks.
+            _poststop(config, c.oci_state(st.STOPPED))
         if master_fd is not None:
             os.close(master_fd)
         raise
@@ -457,21 +463,20 @@ def destroy(c, cgroup):
         config = c.config()
     except Error:
         config = {}
-    poststop = (config.get("hooks") or {}).get("poststop")
-    if poststop:
-        state = c.oci_state(st.STOPPED)
-        for i, hook in enumerate(poststop):
-            try:
-                hooks.run("poststop", i, hook, _json(state))
-            except HookError as e:
-                log.warning(str(e))
+    _poststop(config, c.oci_state(st.STOPPED))
     c.remove()
 
 
-def _json(obj):
+def _poststop(config, state):
+    """poststop hooks: a failure is a warning and the others still run."""
     from . import jsonfast
 
-    return jsonfast.dumps(obj).encode()
+    data = jsonfast.dumps(state).encode()
+    for i, hook in enumerate((config.get("hooks") or {}).get("poststop") or ()):
+        try:
+            hooks.run("poststop", i, hook, data)
+        except HookError as e:
+            log.warning(str(e))
 
 
 # -- state and list -------------------------------------------------------------------
@@ -494,17 +499,17 @@ def list_states(opts):
 
 
 # -- run ------------------------------------------------------------------------------
-def wait(created, no_subreaper=False):
-    """``run`` in the foreground: forward signals, proxy the terminal, reap, and
-    return the exit code of the container's init (128+n for a signal)."""
-    import signal as sigmod
+_FORWARDED = ("SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2")
+
+
+def forward_signals(pid):
+    """From now on, signals this runtime gets go to ``pid`` (``run``, ``exec``
+    in the foreground); returns the pidfd they are sent through."""
+    import _signal
 
     from . import linux
 
-    pid = created.pid
     pidfd = os.pidfd_open(pid)
-    forwarded = (sigmod.SIGTERM, sigmod.SIGINT, sigmod.SIGHUP, sigmod.SIGQUIT, sigmod.SIGUSR1,
-                 sigmod.SIGUSR2)
 
     def forward(signum, _frame):
         try:
@@ -512,8 +517,19 @@ def wait(created, no_subreaper=False):
         except Error:
             pass
 
-    for s in forwarded:
-        sigmod.signal(s, forward)
+    for name in _FORWARDED:
+        _signal.signal(getattr(_signal, name), forward)
+    return pidfd
+
+
+def wait(created, no_subreaper=False, pidfd=None):
+    """``run`` in the foreground: forward signals, proxy the terminal, reap, and
+    return the exit code of the container's init (128+n for a signal)."""
+    from . import linux
+
+    pid = created.pid
+    if pidfd is None:
+        pidfd = forward_signals(pid)
     if no_subreaper:
         linux.prctl(linux.PR_SET_CHILD_SUBREAPER, 0)
     try:

@@ -5,7 +5,7 @@ import os
 import stat
 
 from . import linux
-from .errors import SysError
+from .errors import Error, SysError
 from .rootfs import fd_path, make_path, resolve
 
 # name -> (type, major, minor): runc's default devices, mode 0666, owned by root
@@ -51,10 +51,12 @@ def _create_all(root_fd, config, terminal):
     devices = {f"/dev/{name}": {"path": f"/dev/{name}", "type": t, "major": ma, "minor": mi,
                                 "fileMode": 0o666, "uid": 0, "gid": 0}
                for name, (t, ma, mi) in DEFAULT_DEVICES.items()}
+    requested = set()
     for dev in (config.get("linux") or {}).get("devices") or ():
         devices[dev["path"]] = dev
-    for dev in devices.values():
-        create_device(root_fd, dev)
+        requested.add(dev["path"])
+    for path, dev in devices.items():
+        create_device(root_fd, dev, replace=path not in requested)
     dev_fd = make_path(root_fd, "/dev", True)
     try:
         for target, name in SYMLINKS:
@@ -83,7 +85,9 @@ def _symlink(target, name, dir_fd):
         pass
 
 
-def create_device(root_fd, dev):
+def create_device(root_fd, dev, replace=True):
+    """Make the node; a default device replaces what is there, a linux.devices
+    entry must not clash with an existing file that is not that same device."""
     path = dev["path"]
     kind = _TYPES[dev["type"]]
     mode = (dev.get("fileMode", 0o666) & 0o7777) | kind
@@ -92,9 +96,16 @@ def create_device(root_fd, dev):
     name = os.path.basename(path)
     try:
         try:
-            os.unlink(name, dir_fd=parent)
+            st = os.stat(name, dir_fd=parent, follow_symlinks=False)
         except FileNotFoundError:
-            pass
+            st = None
+        if st is not None and not replace:
+            if stat.S_IFMT(st.st_mode) == kind and (kind == stat.S_IFIFO or st.st_rdev == rdev):
+                return
+            raise Error(f"linux.devices: {path} already exists in the rootfs and is not "
+                        f"the requested device")
+        if st is not None:
+            os.unlink(name, dir_fd=parent)
         try:
             os.mknod(name, mode, rdev, dir_fd=parent)
         except PermissionError:

@@ -7,10 +7,11 @@ namespaces and cgroup instead of new ones:
  ------------------------------------+----------------------------+--------------------------------
  pidfd of the init, checked; opens   |                            |
  its /proc/<pid>/ns/* files; prepares|                            |
- the seccomp filter; fork            |                            |
- join the container's cgroup (pid)   |                            |
+ the seccomp filter; fork            | not dumpable; closes other |
+ join the container's cgroup (pid)   | fds                        |
  -> "go"                             | setns user, then the rest  |
-                                     | <- "pid" {pid}; exit       | (console) cwd, rlimits, user,
+                                     | <- "pid" {pid}; exit       |
+ -> "init"                           |                            | (console) cwd, rlimits, user,
                                      |                            | caps, no_new_privs, seccomp
  seccomp fd to the listener          |                            | <- "ready" [+notify fd]
  -> "run"                            |                            | exec the sealed helper with -w
@@ -95,6 +96,10 @@ class _Job:
         self.report_w = report_w
         self.console_fd = console_fd
         self.preserve_fds = preserve
+
+    def fds(self):
+        own = [self.helper_fd, self.report_w, self.console_fd]
+        return [fd for fd in own if fd is not None] + list(self.ns_fds.values())
 
 
 def execute(opts, cid, flags, args):
@@ -223,7 +228,7 @@ def _spawn(job, cgroup_dirs, proc):
     pid = os.fork()
     if pid == 0:
         os.close(mine)
-        protocol._run_child(_stage1, job, theirs)
+        protocol.run_child(_stage1, job, theirs)
     os.close(theirs)
     chan = protocol.Channel(mine, log.write)
     final = 0
@@ -235,6 +240,7 @@ def _spawn(job, cgroup_dirs, proc):
             os.sched_setaffinity(pid, sched.parse_cpus(affinity["final"]))
         chan.send("go")
         final = chan.recv("pid")["pid"]
+        chan.send("init")
         if proc.get("oomScoreAdj") is not None:
             _write(f"/proc/{final}/oom_score_adj", proc["oomScoreAdj"])
         os.waitpid(pid, 0)
@@ -274,20 +280,7 @@ def _stage1(job, chan):
         fd = job.ns_fds.get(kind)
         if fd is not None:
             linux.setns(fd, namespaces.TYPES[kind][0], f"{kind} namespace of the container")
-    pid = os.fork()
-    if pid == 0:
-        try:
-            _process(job, chan)
-        except EOFError:
-            os._exit(1)
-        except BaseException as e:  # noqa: BLE001 - reported to the parent
-            try:
-                chan.send("error", msg=str(e) or type(e).__name__)
-            except BaseException:  # noqa: BLE001
-                pass
-            os._exit(1)
-        os._exit(1)
-    chan.send("pid", pid=pid)
+    protocol.fork_next(_process, job, chan)
 
 
 def _process(job, chan):
@@ -301,6 +294,10 @@ def _process(job, chan):
         os.chdir(cwd)
     except OSError as e:
         raise Error(f"chdir to cwd ({cwd!r}): {os.strerror(e.errno).lower()}") from None
+    # A cwd reached through a leaked fd would be outside the container's root
+    # (CVE-2024-21626); the kernel then reports it unreachable.
+    if not os.getcwd().startswith("/"):
+        raise Error(f"cwd {cwd!r} is outside the container's root: refusing to run there")
     process.set_rlimits(proc.get("rlimits"))
     process.apply_scheduling(proc)
     user = proc.get("user") or {}

@@ -110,7 +110,9 @@ def drop_privileges(proc, log):
     """process.user and process.capabilities, in the order that keeps the
     capabilities asked for: bounding set, user switch with KEEPCAPS, then capset.
     ``log`` has warn() and debug() (the channel to the runtime)."""
-    sets, unknown = capabilities.masks(proc.get("capabilities"))
+    # What this process holds is all it can hand on (a host without CAP_SYS_RESOURCE
+    # in its bounding set, a user namespace...).
+    sets, unknown = capabilities.masks(proc.get("capabilities"), available=linux.capget()[1])
     if unknown:
         log.warn("ignoring unknown or unavailable capabilities: " + ", ".join(unknown))
     if proc.get("capabilities") is not None:
@@ -145,6 +147,16 @@ def apply_scheduling(proc):
         sched.apply_scheduler(proc["scheduler"])
     if proc.get("ioPriority"):
         sched.apply_io_priority(proc["ioPriority"])
+
+
+def close_fds_except(first, keep):
+    """Close every fd from ``first`` up but those in ``keep``."""
+    lo = first
+    for fd in sorted(k for k in keep if k >= first):
+        if fd > lo:
+            os.closerange(lo, fd)
+        lo = fd + 1
+    os.closerange(lo, 0x7FFFFFFF)
 
 
 def prepare_fds(first_free, keep=()):

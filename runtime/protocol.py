@@ -11,14 +11,14 @@ JSON object per packet, fds attached with SCM_RIGHTS.
  step | parent                          | stage-1                        | init
  -----+---------------------------------+--------------------------------+------------------------------
    1  | fork stage-1; cgroup apply(pid) |                                |
-      | and set(resources)              |                                |
    2  | -> "go" {cgroup paths}          | join the user ns, or unshare   |
       |                                 | one and                        |
    3  | write uid_map/gid_map           | <- "userns"  (new userns only) |
    4  | -> "maps"                       | become root in it; join the    |
       |                                 | other ns; unshare the new ones;|
       |                                 | write timens offsets; fork     |
-   5  | record pid, state "creating"    | <- "pid" {pid}; exit           | setsid; loopback up; mounts,
+   5  | record pid, state "creating"    | <- "pid" {pid}; exit           |
+      | -> "init"                       |                                | setsid; loopback up; mounts,
       |                                 |                                | devices, hostname (rootfs.py)
    6  | run prestart + createRuntime    |                                | <- "hooks"
       | hooks (runtime namespace)       |                                |
@@ -28,9 +28,9 @@ JSON object per packet, fds attached with SCM_RIGHTS.
       |                                 |                                | sysctl, masked and readonly
       |                                 |                                | paths; rlimits, user, caps,
       |                                 |                                | no_new_privs; seccomp last
-   8  | send the seccomp fd to the      |                                | <- "ready" [+seccomp notify fd]
-      | listener; state "created";      |                                |
-      | pid file                        |                                |
+   8  | cgroup set(resources); send the |                                | <- "ready" [+seccomp notify fd]
+      | seccomp fd to the listener;     |                                |
+      | state "created"; pid file       |                                |
    9  | -> "run"; exit (or wait: run)   |                                | exec the sealed helper, which
       |                                 |                                | blocks opening exec.fifo
   10  | `runtime start` opens the fifo  |                                | (startContainer hooks, if any,
@@ -93,7 +93,7 @@ class Channel:
                     self.log_cb(msg["level"], msg["msg"])
                 continue
             if msg["type"] == "error":
-                raise Error(msg["msg"])
+                raise (HookError if msg.get("hook") else Error)(msg["msg"])
             if msg["type"] != expect:
                 raise Error(f"container init: protocol error: expected {expect}, got {msg['type']}")
             return msg
@@ -140,6 +140,12 @@ class Job:
         self.seccomp = None          # a prepared seccomp.Filter
         self.idmap_fds = {}          # mounts index -> detached idmapped mount fd
 
+    def fds(self):
+        """The fds the children need; every other fd of the runtime is closed."""
+        own = [self.fifo_fd, self.helper_fd, self.console_fd]
+        return [fd for fd in own if fd is not None] + list(self.plan.fds.values()) + \
+            list(self.idmap_fds.values())
+
 
 # -- parent -------------------------------------------------------------------------
 def cgroup_resources(lin):
@@ -179,7 +185,7 @@ class Parent:
         pid = os.fork()
         if pid == 0:
             os.close(mine)
-            _run_child(_stage1, job, theirs)
+            run_child(_stage1, job, theirs)
         os.close(theirs)
         self.stage1 = pid
         self.chan = chan = Channel(mine, self.log.write)
@@ -187,11 +193,6 @@ class Parent:
             if self.cgroup is not None:
                 self.cgroup.apply(pid)
                 on_cgroup()
-                resources = cgroup_resources(job.linux)
-                if resources:
-                    self.cgroup.set(resources)
-                    for w in self.cgroup.warnings:
-                        self.log.warning(w)
             # apply() may join fewer controllers than planned (rootless): the init
             # mounts what was really joined.
             chan.send("go", cgroup_paths=self.cgroup.paths() if self.cgroup is not None else {})
@@ -202,11 +203,20 @@ class Parent:
                 chan.send("maps")
             self.init_pid = chan.recv("pid")["pid"]
             self._reap_stage1()
+            chan.send("init")
             on_pid(self.init_pid)
             chan.recv("hooks")
             state = on_hooks(self.init_pid)
             chan.send("hooks-done", state=state)
             ready = chan.recv("ready")
+            # Limits bite from here, on the container's own processes, not on the
+            # setup (as runc does): a pids.limit of 0 or a tight memory limit must
+            # not make the init's work fail.
+            resources = cgroup_resources(job.linux)
+            if self.cgroup is not None and resources:
+                self.cgroup.set(resources)
+                for w in self.cgroup.warnings:
+                    self.log.warning(w)
         except EOFError:
             raise Error(self._death_reason()) from None
         return ready["fds"][0] if ready["fds"] else None
@@ -248,25 +258,54 @@ class Parent:
 
 
 # -- children -----------------------------------------------------------------------
-def _run_child(fn, job, fd):
-    """Run a child stage; it ends only in execve or os._exit."""
+def run_child(fn, job, chan_fd):
+    """A child stage forked from the runtime: isolate it, then run ``fn(job, chan)``.
+    It ends only in execve or os._exit; its errors go to the parent."""
     chan = None
     try:
+        # Not dumpable: until it execs the sealed helper, nothing in the container
+        # may reach this process through /proc (its exe is the host's python).
+        linux.prctl(linux.PR_SET_DUMPABLE, 0, what="set not dumpable")
         # Python ignores SIGPIPE and SIGXFSZ; ignored signals survive execve.
         for sig in (_signal.SIGPIPE, _signal.SIGXFSZ, _signal.SIGINT):
             _signal.signal(sig, _signal.SIG_DFL)
-        chan = Channel(fd)
+        # No fd of the runtime (the state directory, the log...) but the child's own.
+        process.close_fds_except(3 + job.preserve_fds, set(job.fds()) | {chan_fd})
+        chan = Channel(chan_fd)
         fn(job, chan)
     except EOFError:
         os._exit(1)
     except BaseException as e:  # noqa: BLE001 - reported to the parent, then exit
-        try:
-            if chan is not None:
-                chan.send("error", msg=str(e) or type(e).__name__)
-        except BaseException:  # noqa: BLE001
-            pass
+        _report(chan, e)
         os._exit(1)
     os._exit(0)
+
+
+def fork_next(fn, job, chan):
+    """Fork the next stage (it lands in the pid namespace just entered) and give its
+    pid to the parent.  The child waits for "init" first, so that nothing it sends
+    can overtake the "pid" message on the shared socket."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            chan.recv("init")
+            fn(job, chan)
+        except EOFError:
+            os._exit(1)
+        except BaseException as e:  # noqa: BLE001
+            _report(chan, e)
+            os._exit(1)
+        os._exit(1)
+    chan.send("pid", pid=pid)
+
+
+def _report(chan, exc):
+    try:
+        if chan is not None:
+            chan.send("error", msg=str(exc) or type(exc).__name__,
+                      hook=isinstance(exc, HookError))
+    except BaseException:  # noqa: BLE001 - the parent will see EOF instead
+        pass
 
 
 def _stage1(job, chan):
@@ -276,28 +315,19 @@ def _stage1(job, chan):
         plan.join_all(only=("user",))
     elif plan.new_user:
         linux.unshare(linux.CLONE_NEWUSER)
+        # An unprivileged parent can only write the maps of a dumpable process;
+        # no container process exists yet to take advantage of it.
+        linux.prctl(linux.PR_SET_DUMPABLE, 1, what="set dumpable")
         chan.send("userns")
         chan.recv("maps")
+        linux.prctl(linux.PR_SET_DUMPABLE, 0, what="set not dumpable")
         _become_root(job.linux)
     plan.join_all(skip=("user",))
     if plan.unshare_flags:
         linux.unshare(plan.unshare_flags)
     if "time" in plan.new and job.linux.get("timeOffsets"):
         namespaces.write_time_offsets(job.linux["timeOffsets"])
-    pid = os.fork()
-    if pid == 0:
-        try:
-            _init(job, chan)
-        except EOFError:
-            os._exit(1)
-        except BaseException as e:  # noqa: BLE001
-            try:
-                chan.send("error", msg=str(e) or type(e).__name__)
-            except BaseException:  # noqa: BLE001
-                pass
-            os._exit(1)
-        os._exit(1)
-    chan.send("pid", pid=pid)
+    fork_next(_init, job, chan)
 
 
 def _become_root(lin):

@@ -68,6 +68,11 @@ _BIND_ATTRS = {
 
 EXTRA_OPTIONS = ("tmpcopyup", "idmap", "ridmap")
 
+# Options mount(8) knows but keeps to itself (fstab and user-mount policy): they
+# are not passed to the kernel.
+USERSPACE_OPTIONS = frozenset(("auto", "noauto", "user", "nouser", "users", "nousers", "group",
+                               "owner", "noowner", "nofail", "_netdev"))
+
 _RESOLVE = _L.RESOLVE_IN_ROOT | _L.RESOLVE_NO_MAGICLINKS
 _O_PATH = os.O_PATH | os.O_CLOEXEC
 
@@ -100,6 +105,8 @@ class Mount:
                 self.rec_set = (self.rec_set & ~clr) | st
             elif opt in EXTRA_OPTIONS:
                 self.extra.add(opt)
+            elif opt in USERSPACE_OPTIONS or opt.startswith(("x-", "comment=")):
+                continue
             else:
                 self.data.append(opt)
         self.bind = bool(self.flags & _L.MS_BIND) or self.type == "bind"

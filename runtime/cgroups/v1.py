@@ -186,8 +186,16 @@ class CgroupV1(Manager):
         if mem.get("reservation"):
             self._write("memory", "memory.soft_limit_in_bytes", mem["reservation"],
                         f"{field}.reservation")
-        if mem.get("kernel") is not None or mem.get("kernelTCP") is not None:
+        if mem.get("kernel") is not None:
             self.warnings.append("Kernel memory settings are ignored and will be removed")
+        if mem.get("kernelTCP") is not None:
+            # NOT RECOMMENDED by the spec, but still a limit the v1 controller has.
+            if fs.exists(path, "memory.kmem.tcp.limit_in_bytes"):
+                self._write("memory", "memory.kmem.tcp.limit_in_bytes", mem["kernelTCP"],
+                            f"{field}.kernelTCP")
+            else:
+                self.warnings.append("memory.kernelTCP is ignored: this kernel has no "
+                                     "memory.kmem.tcp.limit_in_bytes")
         if mem.get("disableOOMKiller") is not None:
             self._write("memory", "memory.oom_control",
                         "1" if mem["disableOOMKiller"] else "0", f"{field}.disableOOMKiller")

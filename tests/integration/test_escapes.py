@@ -152,20 +152,8 @@ def scan_during_execs(runtime, bundle, probe, tmp_path, host_secret, count=8):
     return report
 
 
-EXEC_LEAK_DIAGNOSIS = (
-    "the child that `runtime exec` forks into the container's pid namespace "
-    "(execution._stage1 -> _process) stays a dumpable Python process until it execs the "
-    "sealed helper, after dropping to the container's uid and capabilities; a container "
-    "process with the same credentials passes the ptrace access check on it, so it can "
-    "open /proc/<pid>/exe (the host /usr/bin/python3.11, write refused only with ETXTBSY "
-    "while some Python runs) and /proc/<pid>/fd/3, the state directory the parent opened "
-    "and locked (store.open: O_DIRECTORY|O_CLOEXEC, inherited over fork), from which '..' "
-    "reaches the host's root.  Fix as runc does: prctl(PR_SET_DUMPABLE, 0) in the exec child "
-    "before it joins the namespaces (execve of the helper resets it), and close every fd but "
-    "the ones it needs (close_range) before the fork into the pid namespace.")
 
 
-@pytest.mark.xfail(reason="BUG (CVE-2019-5736 class): " + EXEC_LEAK_DIAGNOSIS, strict=True)
 def test_exec_processes_expose_no_host_binary(runtime, bundle, probe, tmp_path, host_secret,
                                               host_files_untouched):
     report = scan_during_execs(runtime, bundle, probe, tmp_path, host_secret)
@@ -175,7 +163,6 @@ def test_exec_processes_expose_no_host_binary(runtime, bundle, probe, tmp_path, 
     assert exe == [], f"{len(exe)} host binaries opened through /proc/<pid>/exe: {exe[:3]}"
 
 
-@pytest.mark.xfail(reason="BUG (CVE-2016-9962 class): " + EXEC_LEAK_DIAGNOSIS, strict=True)
 def test_exec_processes_expose_no_host_fd(runtime, bundle, probe, tmp_path, host_secret,
                                           host_files_untouched):
     report = scan_during_execs(runtime, bundle, probe, tmp_path, host_secret)
@@ -187,14 +174,6 @@ def test_exec_processes_expose_no_host_fd(runtime, bundle, probe, tmp_path, host
     assert leaks == [], f"{len(leaks)} host fds reached: {leaks[:4]}"
 
 
-@pytest.mark.xfail(reason="BUG (CVE-2019-5736 / CVE-2016-9962 class): the init of a container "
-                   "that joins another container's pid namespace (namespaces[].path) is, until "
-                   "it execs the helper, a dumpable Python process (/usr/bin/python3.11) with "
-                   "the container's credentials once process.finish() dropped them, visible to "
-                   "the other container's processes: they open its /proc/<pid>/exe (the host "
-                   "interpreter) and its fds (the state directory: a host directory). Same fix: "
-                   "PR_SET_DUMPABLE 0 in the children and no stray fds before they enter the "
-                   "pid namespace.", strict=True)
 def test_init_joining_a_pid_namespace_is_not_reachable(runtime, make_bundle, probe, tmp_path,
                                                        host_secret, host_files_untouched):
     a = prepare(make_bundle(), probe)
@@ -361,15 +340,6 @@ def test_process_cwd_through_proc_self_fd_stays_inside(runtime, make_bundle):
             assert_nothing_left(runtime, b)
 
 
-@pytest.mark.xfail(reason="BUG (CVE-2024-21626 class): `runtime exec --cwd /proc/self/fd/3` "
-                   "(or a process.json cwd) gives the exec'd process a cwd in the host's state "
-                   "directory: execution._process does os.chdir(cwd) inside the container while "
-                   "fd 3 is still the container's state directory opened by the parent "
-                   "(store.open, inherited over fork, CLOEXEC only at the exec); '..' from there "
-                   "reaches the host's /.  Fix: close the runtime's fds before the chdir (or "
-                   "chdir through an fd resolved with RESOLVE_IN_ROOT/NO_MAGICLINKS) and check "
-                   "after the chdir that the cwd is below the container's root, as runc 1.1.12 "
-                   "does.", strict=True)
 def test_exec_cwd_through_proc_self_fd_stays_inside(runtime, bundle, tmp_path):
     bundle.args("sleep", "30")
     Background(runtime, bundle, tmp_path)
@@ -495,13 +465,6 @@ def test_mount_destination_swapped_to_a_symlink_during_create(runtime, make_bund
     assert outcomes["ok"] > 0, outcomes
 
 
-@pytest.mark.xfail(reason="BUG: rootfs.resolve -> linux.openat2(RESOLVE_IN_ROOT) fails with "
-                   "EAGAIN ('open var/run/m0: resource temporarily unavailable') and create "
-                   "fails, when any rename or mount happens anywhere on the system while the "
-                   "lookup crosses '..' (here: a relative symlink var/run -> ../run, as images "
-                   "have); openat2(2) documents EAGAIN for RESOLVE_IN_ROOT/BENEATH as 'retry'. "
-                   "About 8 creates in 20 fail here.  Fix: retry openat2 on EAGAIN (a bounded "
-                   "number of times), as runc's securejoin/libpathrs and crun do.", strict=True)
 def test_unrelated_renames_do_not_fail_create(runtime, make_bundle, public_dir):
     b = make_bundle()
     os.rmdir(os.path.join(b.rootfs, "var", "run"))

@@ -108,13 +108,6 @@ def test_hooks_order_namespaces_and_state(runtime, bundle, tmp_path, recorder):
     assert by_name["poststop"]["state"]["status"] == "stopped"
 
 
-START_HOOK_BUG = (
-    "BUG: with startContainer hooks the init waits for `start` in Python "
-    "(protocol._init opens the exec fifo O_WRONLY) while still holding the fd of the "
-    "container's state directory that `create` flock()ed (inherited over fork, not "
-    "closed before the wait): `start`, `kill` and `delete` all block on that lock, "
-    "so start never returns. The init must close the state dir fd (or everything "
-    "but its own fds) before waiting on the fifo.")
 
 
 def start_or_kill(runtime, bundle, timeout=2):
@@ -130,7 +123,6 @@ def start_or_kill(runtime, bundle, timeout=2):
         raise AssertionError("start hung") from None
 
 
-@pytest.mark.xfail(reason=START_HOOK_BUG, strict=True)
 def test_start_container_hook(runtime, bundle, tmp_path):
     logdir = tmp_path / "in-container"
     logdir.mkdir()
@@ -178,11 +170,6 @@ def test_failing_create_hook_fails_create(runtime, bundle, tmp_path, kind):
     assert_nothing_left(runtime, bundle)
 
 
-@pytest.mark.xfail(reason="BUG: container.create's failure path (_undo_create) removes the "
-                   "cgroup and the state but does not run the poststop hooks, while runtime.md "
-                   "lifecycle steps 3-5 say a failing prestart/createRuntime/createContainer hook "
-                   "continues the lifecycle at step 12 (destroy) and step 13 runs poststop.",
-                   strict=True)
 def test_failing_create_hook_still_runs_poststop(runtime, bundle, tmp_path):
     marker = tmp_path / "poststop-ran"
     bundle.config["hooks"] = {
@@ -214,7 +201,6 @@ def test_missing_hook_binary_fails_create(runtime, bundle):
     assert_nothing_left(runtime, bundle)
 
 
-@pytest.mark.xfail(reason=START_HOOK_BUG, strict=True)
 def test_failing_start_container_hook(runtime, bundle):
     bundle.config["hooks"] = {"startContainer": [
         {"path": "/bin/sh", "args": ["sh", "-c", "exit 4"]}]}

@@ -140,12 +140,6 @@ def userns_bundle(make_bundle, public_dir):
     return bundle
 
 
-@pytest.mark.xfail(reason="BUG: container.create makes exec.fifo with os.mkfifo(path, 0o622) "
-                   "under the caller's umask (022 gives 0600) and never chowns it to the "
-                   "container's root: the helper, uid 200000 on the host, gets EACCES opening "
-                   "it, exits 126 and start fails with 'init process has exited'. runc "
-                   "clears the umask for the mkfifo and chowns the fifo to the mapped root.",
-                   strict=True)
 def test_user_namespace_with_the_default_umask(runtime, make_bundle, public_dir):
     bundle = userns_bundle(make_bundle, public_dir).sh("id -u")
     bundle.write()

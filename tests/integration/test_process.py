@@ -43,11 +43,6 @@ def test_env_is_exactly_the_configured_one(runtime, bundle):
 UMASK0 = {"umask": 0}
 
 
-@pytest.mark.xfail(reason="BUG: container.create makes exec.fifo with os.mkfifo(path, 0o622) "
-                   "under the caller's umask (022 gives 0600, owned by root): the helper, "
-                   "already running as process.user, gets EACCES opening it for writing, exits "
-                   "126, and start fails with 'cannot start a container whose init process has "
-                   "exited'. runc makes the fifo with umask 0 (mode 0622).", strict=True)
 def test_non_root_process_with_the_default_umask(runtime, bundle):
     bundle.process["user"] = {"uid": 1000, "gid": 1000}
     bundle.args("id", "-u")

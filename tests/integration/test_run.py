@@ -120,13 +120,6 @@ def test_sigterm_to_foreground_run_is_forwarded(runtime, bundle, tmp_path):
     assert runtime.ids() == []
 
 
-@pytest.mark.xfail(reason="BUG: `run` installs its forwarding signal handlers only in "
-                   "container.wait(), after start() returned: a SIGTERM that reaches `run` "
-                   "while start runs (here from a poststart hook, i.e. after the program was "
-                   "started) kills the runtime with the default action and leaves the "
-                   "container running without its supervisor. runc sets up its signal handler "
-                   "before starting the container and forwards what arrived meanwhile.",
-                   strict=True)
 def test_sigterm_during_start_is_forwarded(runtime, bundle, tmp_path):
     ctl = tmp_path / "ctl"
     trap_bundle(bundle, ctl)

@@ -60,9 +60,8 @@ def status_fields(text):
     return out
 
 
-# Containers whose process is not root need umask 0 around the runtime: see the
-# xfail test_non_root_process_with_the_default_umask in test_process.py (exec.fifo
-# is made under the caller's umask).
+# Containers whose process is not root once needed umask 0 around the runtime
+# (exec.fifo was made under the caller's umask); kept to run as before.
 UMASK0 = {"umask": 0}
 
 CAP = {"CAP_CHOWN": 0, "CAP_KILL": 5, "CAP_SETGID": 6, "CAP_SETUID": 7,
