@@ -108,7 +108,7 @@ def create(opts, cid, bundle, pid_file="", console_socket="", no_pivot=False,
         if lin.get("seccomp"):
             from . import seccomp
 
-            job.seccomp = seccomp.prepare(lin["seccomp"], c.root_path(".seccomp-cache"))
+            job.seccomp = seccomp.prepare(lin["seccomp"], seccomp.cache_dir())
             for w in getattr(job.seccomp, "warnings", ()):
                 log.debug(w)
         if any(m.get("uidMappings") or {"idmap", "ridmap"} & set(m.get("options") or ())
@@ -127,6 +127,10 @@ def create(opts, cid, bundle, pid_file="", console_socket="", no_pivot=False,
             c.state["pid"] = pid
             c.state["startTime"] = st.process_start_time(pid)
             c.save()
+            if lin.get("netDevices"):
+                from . import netdev
+
+                netdev.move_all(lin["netDevices"], pid)
 
         def on_hooks(pid):
             h = config.get("hooks") or {}
@@ -237,8 +241,6 @@ def check_host_support(config, opts):
             raise Error("linux.intelRdt: Intel RDT needs resctrl, which is not mounted on this "
                         "host (/sys/fs/resctrl)")
         raise Error("linux.intelRdt: Intel RDT is not supported by this runtime")
-    if lin.get("netDevices"):
-        raise Error("linux.netDevices: moving network devices is not supported by this runtime")
 
 
 def check_lsm(proc, mount_label=None):

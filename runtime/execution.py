@@ -137,7 +137,7 @@ def execute(opts, cid, flags, args):
             if lin.get("seccomp"):
                 from . import seccomp
 
-                seccomp_filter = seccomp.prepare(lin["seccomp"], c.root_path(".seccomp-cache"))
+                seccomp_filter = seccomp.prepare(lin["seccomp"], seccomp.cache_dir())
             helper_fd = linux.memfd_exec_helper()
             fds.append(helper_fd)
             report_r, report_w = os.pipe()

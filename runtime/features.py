@@ -31,6 +31,7 @@ def features():
             "intelRdt": {"enabled": False},
             "memoryPolicy": {"modes": list(sched.MPOL_MODES), "flags": list(sched.MPOL_FLAGS)},
             "mountExtensions": {"idmap": {"enabled": True}},
+            "netDevices": {"enabled": True},
         },
         "annotations": {
             "io.github.seccomp.libseccomp.version": seccomp.libseccomp_version(),

@@ -114,6 +114,16 @@ class Filter:
         return f"<seccomp.Filter {len(self.program) // _INSN} insns flags={self.flags:#x}>"
 
 
+def cache_dir():
+    """Where compiled filters are kept between runs: /var/cache/runtime/seccomp for
+    root, $XDG_CACHE_HOME (or ~/.cache)/runtime/seccomp otherwise: a cache, not
+    container state, so it lives outside --root."""
+    if os.geteuid() == 0:
+        return "/var/cache/runtime/seccomp"
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "runtime", "seccomp")
+
+
 def prepare(config, cache_dir=None):
     """Compile ``config`` (the ``linux.seccomp`` object) to a `Filter`.
 

@@ -67,9 +67,6 @@ class Container:
     def path(self, name):
         return os.path.join(self.dir, name)
 
-    def root_path(self, name):
-        """A path in the state root shared by all containers (caches)."""
-        return os.path.join(self.root, name)
 
     def save(self):
         _write_atomic(self.dirfd, "state.json", jsonfast.dumps(self.state))
