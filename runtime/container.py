@@ -58,9 +58,11 @@ def create(opts, cid, bundle, pid_file="", console_socket="", no_pivot=False,
     master comes back to the caller instead of going to a console socket."""
     from . import config as configmod, linux, protocol
 
+    protocol.mark(log, "runtime", "create")
     bundle = os.path.abspath(bundle or ".")
     st.check_id(cid)
     config = configmod.load(bundle)
+    protocol.mark(log, "runtime", "config loaded")
     proc = config.get("process") or {}
     terminal = bool(proc.get("terminal"))
     if terminal and not console_socket and not foreground:
@@ -77,6 +79,7 @@ def create(opts, cid, bundle, pid_file="", console_socket="", no_pivot=False,
     job.no_pivot = no_pivot
     job.no_new_keyring = no_new_keyring
     job.preserve_fds = preserve_fds + _listen_fds()
+    job.trace = log.threshold == 0
     c = store(opts).create(cid)
     parent = None
     cgroup = None
@@ -157,6 +160,7 @@ def create(opts, cid, bundle, pid_file="", console_socket="", no_pivot=False,
         if pid_file:
             write_pid_file(pid_file, parent.init_pid)
         parent.release()
+        protocol.mark(log, "runtime", "released init")
     except BaseException as e:
         if parent is not None:
             parent.abort()

@@ -10,7 +10,9 @@ JSON object per packet, fds attached with SCM_RIGHTS.
 
  step | parent                          | stage-1                        | init
  -----+---------------------------------+--------------------------------+------------------------------
-   1  | fork stage-1; cgroup apply(pid) |                                |
+   1  | fork stage-1; make the cgroup   |                                |
+      | (stage-1 joins it now if the    |                                |
+      | container has a new cgroup ns)  |                                |
    2  | -> "go" {cgroup paths}          | join the user ns, or unshare   |
       |                                 | one and                        |
    3  | write uid_map/gid_map           | <- "userns"  (new userns only) |
@@ -18,8 +20,8 @@ JSON object per packet, fds attached with SCM_RIGHTS.
       |                                 | other ns; unshare the new ones;|
       |                                 | write timens offsets; fork     |
    5  | record pid, state "creating"    | <- "pid" {pid}; exit           |
-      | -> "init"                       |                                | setsid; loopback up; mounts,
-      |                                 |                                | devices, hostname (rootfs.py)
+      | -> "init"; the init joins the   |                                | setsid; loopback up; mounts,
+      | cgroup (unless stage-1 did)     |                                | devices, hostname (rootfs.py)
    6  | run prestart + createRuntime    |                                | <- "hooks"
       | hooks (runtime namespace)       |                                |
    7  | -> "hooks-done" {state}         |                                | createContainer hooks;
@@ -52,6 +54,7 @@ import _signal
 import _socket
 import os
 import struct
+import time
 
 from . import console, devices, hooks, jsonfast, linux, namespaces, process, rootfs, sched
 from .errors import Error, HookError
@@ -139,12 +142,19 @@ class Job:
         self.cgroup_paths = {}
         self.seccomp = None          # a prepared seccomp.Filter
         self.idmap_fds = {}          # mounts index -> detached idmapped mount fd
+        self.trace = False           # --debug: time each step (see mark())
 
     def fds(self):
         """The fds the children need; every other fd of the runtime is closed."""
         own = [self.fifo_fd, self.helper_fd, self.console_fd]
         return [fd for fd in own if fd is not None] + list(self.plan.fds.values()) + \
             list(self.idmap_fds.values())
+
+
+def mark(log, who, what):
+    """With --debug, a timestamped step (CLOCK_MONOTONIC, ms): the lines of the
+    runtime and of its children line up into a profile of one create."""
+    log.debug(f"{time.monotonic() * 1000:.3f} {who}: {what}")
 
 
 # -- parent -------------------------------------------------------------------------
@@ -189,13 +199,20 @@ class Parent:
         os.close(theirs)
         self.stage1 = pid
         self.chan = chan = Channel(mine, self.log.write)
+        mark(self.log, "runtime", "forked stage-1")
+        # Moving a process into a cgroup costs ~1 ms per hierarchy here (v1: ten of
+        # them).  Where nothing depends on it, the init is moved while it builds its
+        # mounts: before it runs anything it waits for "hooks-done".  A new cgroup
+        # namespace is rooted where stage-1 stands when it unshares, and a rootless
+        # apply() may join fewer controllers than planned: then stage-1 goes in first.
+        cgroup = self.cgroup
+        early = cgroup is not None and ("cgroup" in job.plan.new or cgroup.rootless)
         try:
-            if self.cgroup is not None:
-                self.cgroup.apply(pid)
+            if cgroup is not None:
+                cgroup.apply(pid if early else None)
                 on_cgroup()
-            # apply() may join fewer controllers than planned (rootless): the init
-            # mounts what was really joined.
-            chan.send("go", cgroup_paths=self.cgroup.paths() if self.cgroup is not None else {})
+                mark(self.log, "runtime", "cgroup made")
+            chan.send("go", cgroup_paths=cgroup.paths() if cgroup is not None else {})
             if job.plan.new_user:
                 chan.recv("userns")
                 namespaces.write_id_maps(pid, job.linux.get("uidMappings"),
@@ -204,11 +221,16 @@ class Parent:
             self.init_pid = chan.recv("pid")["pid"]
             self._reap_stage1()
             chan.send("init")
+            if cgroup is not None and not early:
+                cgroup.join(self.init_pid)
+                mark(self.log, "runtime", "init joined its cgroup")
             on_pid(self.init_pid)
             chan.recv("hooks")
+            mark(self.log, "runtime", "init ready for hooks")
             state = on_hooks(self.init_pid)
             chan.send("hooks-done", state=state)
             ready = chan.recv("ready")
+            mark(self.log, "runtime", "init ready to exec")
             # Limits bite from here, on the container's own processes, not on the
             # setup (as runc does): a pids.limit of 0 or a tight memory limit must
             # not make the init's work fail.
@@ -217,6 +239,7 @@ class Parent:
                 self.cgroup.set(resources)
                 for w in self.cgroup.warnings:
                     self.log.warning(w)
+                mark(self.log, "runtime", "resources set")
         except EOFError:
             raise Error(self._death_reason()) from None
         return ready["fds"][0] if ready["fds"] else None
@@ -345,13 +368,20 @@ def _init(job, chan):
     os.setsid()
     if "network" in plan.new:
         namespaces.bring_up_loopback()
+    def step(what):
+        if job.trace:
+            mark(chan, "init", what)
+
+    step("started")
     fs = None
     if plan.has("mount"):
         fs = rootfs.Rootfs(config, job.bundle, job.cgroup_paths, cgroupns=plan.has("cgroup"),
                            userns=plan.has("user"), idmap_fds=job.idmap_fds)
         fs.prepare()
+        step("mounts done")
         if devices.needs_dev_setup(config):
             devices.create_all(fs.root_fd, config, proc.get("terminal", False))
+            step("devices done")
         cwd = proc.get("cwd")
         if cwd:
             fs.make_dir(cwd)
@@ -368,6 +398,7 @@ def _init(job, chan):
     state["pid"] = os.getpid()
     hooks.run_all("createContainer", (config.get("hooks") or {}).get("createContainer"), state)
 
+    step("createContainer hooks done")
     if fs is not None:
         fs.pivot(job.no_pivot)
     else:
@@ -382,6 +413,7 @@ def _init(job, chan):
         fs.masked_paths()
         fs.readonly_root()
 
+    step("rootfs finished")
     if not job.no_new_keyring:
         _join_keyring(job.id, chan)
     if lin.get("personality"):
@@ -409,6 +441,7 @@ def _init(job, chan):
         if user.get("umask") is not None:
             os.umask(user["umask"])
     notify_fd = process.finish(proc, job.seccomp, chan, job.process is not None)
+    step("process set up")
     chan.send("ready", fds=[notify_fd] if notify_fd is not None else ())
     if notify_fd is not None:
         os.close(notify_fd)
