@@ -2,7 +2,7 @@
 
 import pytest
 
-from conftest import output, parse_mountinfo, sections
+from support import output, parse_mountinfo, sections
 
 pytestmark = pytest.mark.integration
 

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from conftest import Runtime, assert_nothing_left, wait_status
+from support import Runtime, assert_nothing_left, wait_status
 
 pytestmark = pytest.mark.integration
 

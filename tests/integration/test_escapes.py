@@ -28,7 +28,7 @@ import threading
 
 import pytest
 
-from conftest import (REPO, RUNTIME, Background, assert_nothing_left, output, parse_mountinfo,
+from support import (REPO, RUNTIME, Background, assert_nothing_left, output, parse_mountinfo,
                       run, sections, wait_for)
 
 pytestmark = pytest.mark.integration

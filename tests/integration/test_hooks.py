@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from conftest import assert_nothing_left, host_ns, sections, wait_status
+from support import assert_nothing_left, host_ns, sections, wait_status
 
 pytestmark = pytest.mark.integration
 

@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from conftest import Background, host_ns, output, run, sections
+from support import Background, host_ns, output, run, sections
 
 pytestmark = pytest.mark.integration
 

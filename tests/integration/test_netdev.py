@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from conftest import run
+from support import run
 
 pytestmark = pytest.mark.integration
 

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import (Background, output, run, sections, wait_for, wait_status)
+from support import (Background, output, run, sections, wait_for, wait_status)
 
 pytestmark = pytest.mark.integration
 

@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from conftest import (PREFIX, Background, host_ns, output, parse_mountinfo, sections,
+from support import (PREFIX, Background, host_ns, output, parse_mountinfo, sections,
                       wait_for)
 
 pytestmark = pytest.mark.integration

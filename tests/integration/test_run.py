@@ -8,7 +8,7 @@ import tempfile
 
 import pytest
 
-from conftest import output, run, wait_for, wait_status
+from support import output, run, wait_for, wait_status
 
 pytestmark = pytest.mark.integration
 

@@ -23,7 +23,7 @@ import threading
 
 import pytest
 
-from conftest import RUNTIME, Background, assert_nothing_left, output, run
+from support import RUNTIME, Background, assert_nothing_left, output, run
 
 pytestmark = pytest.mark.integration
 
