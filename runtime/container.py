@@ -308,20 +308,24 @@ def start(opts, cid):
         config = c.config()
         if not config.get("process"):
             raise StateError("cannot start a container with no process: process was not set")
-        _release(c, config)
-        c.state["status"] = st.RUNNING
-        c.save()
         try:
+            _release(c, config)
+            c.state["status"] = st.RUNNING
+            c.save()
             hooks.run_all("poststart", (config.get("hooks") or {}).get("poststart"),
                           c.oci_state(st.RUNNING))
         except HookError:
-            _kill_init(c, 9)
+            # A failed startContainer or poststart hook: stop the container and go
+            # on with lifecycle steps 12 and 13, the destroy and poststop hooks.
+            _stop(c, _cgroup_of(c))
+            destroy(c, _cgroup_of(c))
             raise
 
 
 def _release(c, config):
     """Open the exec fifo: the init execs the program.  EOF means it did; a record
-    means it did not ("E<errno>" from the helper, "H<text>" a startContainer hook)."""
+    means it did not ("E<errno>" from the helper, "H<text>" a failed
+    startContainer hook, raised as a HookError)."""
     fifo = c.path("exec.fifo")
     pidfd = _pidfd(c)
     fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
@@ -357,7 +361,9 @@ def _release(c, config):
         if text.startswith("E") and text[1:].isdigit():
             args = (config.get("process") or {}).get("args") or ["?"]
             raise Error(f"exec {args[0]}: {os.strerror(int(text[1:])).lower()}")
-        raise Error(text[1:] if text.startswith("H") else text)
+        if text.startswith("H"):
+            raise HookError(text[1:])
+        raise Error(text)
 
 
 def _pidfd(c):
@@ -448,16 +454,21 @@ def delete(opts, cid, force=False):
         if status != st.STOPPED and not force:
             raise StateError(f"cannot delete container {cid} that is not stopped: {status}")
         if status != st.STOPPED:
-            pidfd = _kill_init(c, 9)
-            if status == st.PAUSED:
-                cgroup.thaw()
-            if pidfd is not None:
-                try:
-                    if not select.select([pidfd], [], [], 10)[0]:
-                        raise Error(f"container {cid}: init did not exit after SIGKILL")
-                finally:
-                    os.close(pidfd)
+            _stop(c, cgroup, paused=status == st.PAUSED)
         destroy(c, cgroup)
+
+
+def _stop(c, cgroup, paused=False):
+    """SIGKILL the init and wait for it to be gone."""
+    pidfd = _kill_init(c, 9)
+    if paused and cgroup is not None:
+        cgroup.thaw()
+    if pidfd is not None:
+        try:
+            if not select.select([pidfd], [], [], 10)[0]:
+                raise Error(f"container {c.id}: init did not exit after SIGKILL")
+        finally:
+            os.close(pidfd)
 
 
 def destroy(c, cgroup):

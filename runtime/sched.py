@@ -4,7 +4,7 @@ process.ioPriority, process.execCPUAffinity, linux.memoryPolicy, linux.personali
 import os
 
 from . import linux
-from .errors import ConfigError
+from .errors import ConfigError, Error, SysError
 
 # <linux/sched.h>
 POLICIES = {"SCHED_OTHER": 0, "SCHED_FIFO": 1, "SCHED_RR": 2, "SCHED_BATCH": 3,
@@ -50,9 +50,17 @@ def apply_scheduler(s):
     flags = 0
     for f in s.get("flags") or ():
         flags |= SCHED_FLAGS[f]
-    linux.sched_setattr(policy, nice=s.get("nice", 0), priority=s.get("priority", 0), flags=flags,
-                        runtime=s.get("runtime", 0), deadline=s.get("deadline", 0),
-                        period=s.get("period", 0))
+    try:
+        linux.sched_setattr(policy, nice=s.get("nice", 0), priority=s.get("priority", 0),
+                            flags=flags, runtime=s.get("runtime", 0),
+                            deadline=s.get("deadline", 0), period=s.get("period", 0))
+    except SysError as e:
+        if e.errno == 1 and s["policy"] in ("SCHED_FIFO", "SCHED_RR"):
+            # With RT group scheduling a cgroup gets no realtime time by default.
+            raise Error(f"process.scheduler: {s['policy']} refused (operation not permitted):"
+                        " the container's cpu cgroup needs realtime time "
+                        "(linux.resources.cpu.realtimeRuntime)") from None
+        raise
 
 
 def apply_io_priority(io):
