@@ -11,7 +11,7 @@ import os
 import sys
 
 from . import __version__, OCI_VERSION
-from .errors import Error, UsageError
+from .errors import Error, UsageError, describe
 
 # name -> (aliases, takes a value (True, False, or MULTI: repeatable), default)
 MULTI = "multi"
@@ -251,8 +251,7 @@ def run(argv):
         return e.exit_code
     except OSError as e:
         # An OSError that no layer wrapped: say what and where anyway.
-        text = (e.strerror or str(e)).lower()
-        log.error(f"{e.filename}: {text}" if e.filename else text)
+        log.error(describe(e))
         return 1
     except KeyboardInterrupt:
         return 130
@@ -261,5 +260,5 @@ def run(argv):
             import traceback
 
             traceback.print_exc()
-        log.error(f"internal error: {type(e).__name__}: {e}")
+        log.error(describe(e))
         return 1

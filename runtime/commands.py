@@ -49,14 +49,18 @@ def cmd_run(opts, flags, args):
     _check_systemd(opts)
     cid = args[0]
     detach = flags["detach"]
+    supervisor = None
+    if not detach:
+        from .supervise import Supervisor
+
+        # Signals from now on are the container's (queued until its program runs).
+        supervisor = Supervisor()
     created = container.create(
         opts, cid, flags["bundle"], pid_file=flags["pid-file"],
         console_socket=flags["console-socket"], no_pivot=flags["no-pivot"],
         no_new_keyring=flags["no-new-keyring"], preserve_fds=flags["preserve-fds"],
         foreground=not detach)
     created.container.close()
-    # Signals are the container's from now on, also while it starts.
-    pidfd = None if detach else container.forward_signals(created.pid)
     try:
         container.start(opts, cid)
     except Error:
@@ -65,7 +69,8 @@ def cmd_run(opts, flags, args):
         raise
     if detach:
         return 0
-    code = container.wait(created, no_subreaper=flags["no-subreaper"], pidfd=pidfd)
+    supervisor.forward_to(created.pid)
+    code = supervisor.wait(created.master_fd, no_subreaper=flags["no-subreaper"])
     if not flags["keep"]:
         _quiet_delete(container, opts, cid)
     return code

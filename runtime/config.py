@@ -31,8 +31,28 @@ def load(bundle):
         config = loads(data)
     except ValueError as e:
         raise ConfigError("", f"invalid JSON: {e}") from None
+    # JSON can spell a lone UTF-16 surrogate ("\ud800"), which no path or name
+    # passed to the kernel can hold; only a file with such an escape is walked.
+    if b"\\ud" in data.lower():
+        _no_surrogates(config, [])
     validate(config)
     return config
+
+
+def _no_surrogates(value, path):
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ConfigError(schema.path_str(path), "a string holds a lone UTF-16 surrogate, "
+                              "which is not valid Unicode") from None
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _no_surrogates(k, path + [k])
+            _no_surrogates(v, path + [k])
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _no_surrogates(v, path + [i])
 
 
 def validate(config):

@@ -39,7 +39,13 @@ def _cgroup_of(c):
         return None
     from . import cgroups
 
-    return cgroups.load_manager(saved)
+    try:
+        return cgroups.load_manager(saved)
+    except Error:
+        raise
+    except Exception as e:  # noqa: BLE001 - whatever a damaged file holds
+        raise st.Malformed(f"container {c.id}: malformed state file: cgroup: "
+                           f"{type(e).__name__}: {e}") from None
 
 
 # -- create ---------------------------------------------------------------------------
@@ -94,6 +100,7 @@ def create(opts, cid, bundle, pid_file="", console_socket="", no_pivot=False,
             "owner": _owner(), "annotations": config.get("annotations") or {},
         }
         if cgroup is not None:
+            cgroup.plan()
             c.state["cgroup"] = cgroup.save()
         c.save_config(config)
         c.save()
@@ -164,7 +171,7 @@ def create(opts, cid, bundle, pid_file="", console_socket="", no_pivot=False,
     except BaseException as e:
         if parent is not None:
             parent.abort()
-        _undo_create(c, cgroup)
+        _undo_create(c, cgroup, config)
         if isinstance(e, HookError):
             # A failed create hook stops the container and the lifecycle goes on
             # at step 12: after the destroy come the poststop hooks.
@@ -209,12 +216,13 @@ def _new_cgroup(cid, lin, opts):
                                rootless=rootless(opts))
 
 
-def _undo_create(c, cgroup):
+def _undo_create(c, cgroup, config):
     """A failed create leaves nothing behind; each step is tried whatever the
     others do, since this runs while another error is on its way out."""
     if cgroup is not None:
         try:
-            _kill_cgroup(cgroup)
+            if not own_pid_namespace(config):
+                _kill_cgroup(cgroup)
             cgroup.destroy()
         except Exception as e:  # noqa: BLE001
             log.warning(f"cleanup of cgroup after failed create: {e}")
@@ -329,6 +337,9 @@ def _release(c, config):
     fifo = c.path("exec.fifo")
     pidfd = _pidfd(c)
     fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    # Gone from now on, whatever happens to this command: the program runs as soon
+    # as the helper has opened its end, even if we are killed before reading.
+    os.unlink(fifo)
     data = b""
     try:
         poller = select.poll()
@@ -355,7 +366,6 @@ def _release(c, config):
     finally:
         os.close(fd)
         os.close(pidfd)
-        os.unlink(fifo)
     if data:
         text = data.decode(errors="replace")
         if text.startswith("E") and text[1:].isdigit():
@@ -439,17 +449,28 @@ def _kill_cgroup(cgroup):
 
 # -- delete ---------------------------------------------------------------------------
 def delete(opts, cid, force=False):
+    s = store(opts)
     try:
-        c = store(opts).open(cid)
-    except Error as e:
-        if force and isinstance(e, st.NotFound):
+        c = s.open(cid)
+    except st.NotFound:
+        if force:
+            s.remove_stray(cid)
             return
         raise
     with c:
-        if c.state.get("broken"):
-            c.remove()
+        broken = c.state.get("broken")
+        if broken:
+            if not force and os.path.exists(c.path("state.json")):
+                raise Error(f"{broken} (delete --force removes it)")
+            _clean_broken(c)
             return
-        cgroup = _cgroup_of(c)
+        try:
+            cgroup = _cgroup_of(c)
+        except st.Malformed as e:
+            if not force:
+                raise Error(f"{e} (delete --force removes it)") from None
+            _clean_broken(c)
+            return
         status = c.status(cgroup, locked=True)
         if status != st.STOPPED and not force:
             raise StateError(f"cannot delete container {cid} that is not stopped: {status}")
@@ -471,15 +492,48 @@ def _stop(c, cgroup, paused=False):
             os.close(pidfd)
 
 
+def _clean_broken(c):
+    """delete --force of a container whose state.json is missing or damaged: the
+    saved config still says where its cgroup is; kill what runs there, remove the
+    container's own cgroup directories and the state directory."""
+    try:
+        config = c.config()
+        path = (config.get("linux") or {}).get("cgroupsPath")
+    except Error:
+        config, path = {}, None
+    if path:
+        from . import cgroups
+
+        try:
+            cgroup = cgroups.new_manager(c.id, path)
+            _kill_cgroup(cgroup)
+            for d in sorted(set(cgroup.paths().values()), key=len, reverse=True):
+                try:
+                    os.rmdir(d)
+                except OSError:
+                    pass
+        except Error as e:
+            log.warning(f"cleanup of the cgroup of {c.id}: {e}")
+    c.remove()
+
+
+def own_pid_namespace(config):
+    return any(ns.get("type") == "pid" and not ns.get("path")
+               for ns in (config.get("linux") or {}).get("namespaces") or ())
+
+
 def destroy(c, cgroup):
     """Undo the create (runtime.md lifecycle step 12), then the poststop hooks."""
-    if cgroup is not None:
-        _kill_cgroup(cgroup)
-        cgroup.destroy()
     try:
         config = c.config()
     except Error:
         config = {}
+    if cgroup is not None:
+        # With its own pid namespace the container's processes died with its init;
+        # what else is in the cgroup (one that existed before) is not ours to kill.
+        if not own_pid_namespace(config):
+            _kill_cgroup(cgroup)
+        cgroup.destroy()
     _poststop(config, c.oci_state(st.STOPPED))
     c.remove()
 
@@ -513,67 +567,3 @@ def list_states(opts):
         except Error as e:
             log.warning(f"load container {cid}: {e}")
     return out
-
-
-# -- run ------------------------------------------------------------------------------
-_FORWARDED = ("SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2")
-
-
-def forward_signals(pid):
-    """From now on, signals this runtime gets go to ``pid`` (``run``, ``exec``
-    in the foreground); returns the pidfd they are sent through."""
-    import _signal
-
-    from . import linux
-
-    pidfd = os.pidfd_open(pid)
-
-    def forward(signum, _frame):
-        try:
-            linux.pidfd_send_signal(pidfd, signum)
-        except Error:
-            pass
-
-    for name in _FORWARDED:
-        _signal.signal(getattr(_signal, name), forward)
-    return pidfd
-
-
-def wait(created, no_subreaper=False, pidfd=None):
-    """``run`` in the foreground: forward signals, proxy the terminal, reap, and
-    return the exit code of the container's init (128+n for a signal)."""
-    from . import linux
-
-    pid = created.pid
-    if pidfd is None:
-        pidfd = forward_signals(pid)
-    if no_subreaper:
-        linux.prctl(linux.PR_SET_CHILD_SUBREAPER, 0)
-    try:
-        if created.master_fd is not None:
-            _console().proxy(created.master_fd, pidfd)
-        while True:
-            try:
-                wpid, status = os.waitpid(pid, 0)
-                break
-            except InterruptedError:
-                continue
-            except ChildProcessError:
-                return 255
-        _reap_orphans()
-        return os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
-    finally:
-        os.close(pidfd)
-        if created.master_fd is not None:
-            os.close(created.master_fd)
-
-
-def _reap_orphans():
-    while True:
-        try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if pid == 0:
-            return
-

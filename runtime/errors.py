@@ -70,3 +70,15 @@ class SysError(Error):
 
 class HookError(Error):
     pass
+
+
+def describe(exc):
+    """One line for any exception: errors of the runtime as they are, an OSError
+    that no layer wrapped with what and where, anything else as an internal error."""
+    if isinstance(exc, Error):
+        return str(exc)
+    if isinstance(exc, OSError):
+        text = (exc.strerror or str(exc)).lower()
+        name = exc.filename if isinstance(exc.filename, (str, bytes)) else None
+        return f"{os.fsdecode(name)}: {text}" if name else text
+    return f"internal error: {type(exc).__name__}: {exc}"

@@ -107,6 +107,11 @@ def execute(opts, cid, flags, args):
     from .container import _cgroup_of, check_lsm, store, write_pid_file
 
     detach = flags.get("detach")
+    supervisor = None
+    if not detach:
+        from .supervise import Supervisor
+
+        supervisor = Supervisor()
     with store(opts).open(cid) as c:
         cgroup = _cgroup_of(c)
         status = c.status(cgroup, locked=True)
@@ -181,9 +186,8 @@ def execute(opts, cid, flags, args):
         write_pid_file(flags["pid-file"], pid)
     if detach:
         return 0
-    from .container import Created, wait
-
-    return wait(Created(None, pid, master))
+    supervisor.forward_to(pid)
+    return supervisor.wait(master)
 
 
 def _open_namespaces(init_pid, lin):

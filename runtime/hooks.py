@@ -42,7 +42,7 @@ def run(kind, index, hook, state_bytes):
             (os.POSIX_SPAWN_DUP2, stdin_r, 0),
             (os.POSIX_SPAWN_DUP2, out_w, 1),
             (os.POSIX_SPAWN_DUP2, err_w, 2),
-        ], setsigdef=(signal.SIGPIPE,))
+        ], setsigdef=(signal.SIGPIPE,), setpgroup=0)
     except OSError as e:
         for fd in (stdin_r, stdin_w, out_r, out_w, err_r, err_w):
             os.close(fd)
@@ -69,14 +69,21 @@ def run(kind, index, hook, state_bytes):
         while open_fds or not exited:
             wait_ms = None if deadline is None else max(0, int((deadline - _now()) * 1000))
             events = poller.poll(wait_ms)
-            if not events and deadline is not None and _now() >= deadline:
+            if deadline is not None and _now() >= deadline:
+                if exited:
+                    break
                 timed_out = True
-                os.kill(pid, signal.SIGKILL)
+                # The hook and whatever it started: it runs in a group of its own.
+                os.killpg(pid, signal.SIGKILL)
                 break
             for fd, _ in events:
                 if fd == pidfd:
                     exited = True
                     poller.unregister(pidfd)
+                    # Whatever it left running may hold its stdout: read what is
+                    # there, not until EOF.
+                    drain = _now() + 0.1
+                    deadline = drain if deadline is None else min(deadline, drain)
                     continue
                 chunk = os.read(fd, 65536)
                 if chunk:

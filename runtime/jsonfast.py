@@ -47,6 +47,8 @@ def loads(text):
         obj, end = _scan(text, start)
     except StopIteration as e:
         raise DecodeError("Expecting value", text, e.value) from None
+    except RecursionError:
+        raise DecodeError("nested too deeply", text, start) from None
     except (ValueError, SystemError):
         # The scanner builds its error from json.decoder only if that module is
         # already loaded; load it now that the error path is taken.

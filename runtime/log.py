@@ -79,7 +79,7 @@ log = Log()
 
 
 def configure(path, fmt, debug):
-    global log
+
     log.path, log.json = path, fmt == "json"
     log.threshold = _LEVELS["debug" if debug else "info"]
     log._fd = None

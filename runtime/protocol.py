@@ -57,7 +57,7 @@ import struct
 import time
 
 from . import console, devices, hooks, jsonfast, linux, namespaces, process, rootfs, sched
-from .errors import Error, HookError
+from .errors import Error, HookError, describe
 
 _MAX = 65536
 
@@ -325,8 +325,7 @@ def fork_next(fn, job, chan):
 def _report(chan, exc):
     try:
         if chan is not None:
-            chan.send("error", msg=str(exc) or type(exc).__name__,
-                      hook=isinstance(exc, HookError))
+            chan.send("error", msg=describe(exc), hook=isinstance(exc, HookError))
     except BaseException:  # noqa: BLE001 - the parent will see EOF instead
         pass
 

@@ -95,8 +95,11 @@ class Container:
         return self.state.get("pid", 0)
 
     def alive(self):
-        pid = self.pid
-        return bool(pid) and process_start_time(pid) == self.state.get("startTime")
+        """The init still runs: the same pid *and* the same start time."""
+        pid, started = self.state.get("pid"), self.state.get("startTime")
+        if type(pid) is not int or pid <= 0 or type(started) is not int:
+            return False
+        return process_start_time(pid) == started
 
     def status(self, cgroup=None, locked=False):
         """The status from the live system; ``cgroup`` (a manager) to tell paused;
@@ -117,18 +120,20 @@ class Container:
     def oci_state(self, status):
         """The state as runtime.md defines it (plus runc's rootfs, created, owner)."""
         st = self.state
+        pid = st.get("pid")
         out = {
             "ociVersion": OCI_VERSION,
             "id": self.id,
-            "pid": st.get("pid", 0) if status not in (STOPPED,) else 0,
+            "pid": pid if status != STOPPED and type(pid) is int else 0,
             "status": status,
-            "bundle": st.get("bundle", ""),
-            "rootfs": st.get("rootfs", ""),
-            "created": st.get("created", ""),
-            "owner": st.get("owner", ""),
+            "bundle": _text(st.get("bundle")),
+            "rootfs": _text(st.get("rootfs")),
+            "created": _text(st.get("created")),
+            "owner": _text(st.get("owner")),
         }
-        if st.get("annotations"):
-            out["annotations"] = st["annotations"]
+        annotations = st.get("annotations")
+        if annotations and isinstance(annotations, dict):
+            out["annotations"] = annotations
         return out
 
     # -- lifetime ---------------------------------------------------------------
@@ -148,6 +153,11 @@ class Container:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def _text(value):
+    """A state field as text, whatever a damaged state file holds."""
+    return value if isinstance(value, str) else ""
 
 
 def _write_atomic(dirfd, name, text):
@@ -203,7 +213,10 @@ class Store:
         while True:
             try:
                 fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-            except (FileNotFoundError, NotADirectoryError):
+            except FileNotFoundError:
+                raise NotFound(cid) from None
+            except NotADirectoryError:
+                # A stray file (or dangling link) under the root, not a container.
                 raise NotFound(cid) from None
             if lock:
                 try:
@@ -218,11 +231,11 @@ class Store:
             c = Container(self.root, cid, fd)
             try:
                 c.state = _read_state(fd, cid)
-            except NotFound:
+            except (NotFound, Malformed) as e:
                 if lock:
-                    # A directory without state.json: a create that died before
-                    # writing anything; give it to the caller to clean up.
-                    c.state = {"id": cid, "status": STOPPED, "broken": True}
+                    # No usable state.json: a create that died before writing it, or
+                    # a damaged file.  The caller (delete --force) cleans up.
+                    c.state = {"id": cid, "status": STOPPED, "broken": str(e)}
                     return c
                 c.close()
                 raise
@@ -230,6 +243,17 @@ class Store:
                 c.close()
                 raise
             return c
+
+    def remove_stray(self, cid):
+        """Remove a non-directory entry named ``cid`` under the root (delete --force)."""
+        path = os.path.join(self.root, cid)
+        try:
+            if not os.path.isdir(path) or os.path.islink(path):
+                os.unlink(path)
+                return True
+        except FileNotFoundError:
+            pass
+        return False
 
     def ids(self):
         try:
@@ -239,19 +263,37 @@ class Store:
         return sorted(n for n in names if not n.startswith("."))
 
 
+class Malformed(Error):
+    """state.json exists but cannot be used."""
+
+
+# state.json keys and the types a usable one has
+_TYPES = {"pid": int, "startTime": int, "status": str, "bundle": str, "cgroup": dict}
+
+
 def _read_state(dirfd, cid):
     try:
         fd = os.open("state.json", os.O_RDONLY | os.O_CLOEXEC, dir_fd=dirfd)
     except FileNotFoundError:
         raise NotFound(cid) from None
-    with open(fd, "rb") as f:
-        data = f.read()
+    except OSError as e:
+        raise Malformed(f"container {cid}: cannot read its state file: "
+                        f"{os.strerror(e.errno).lower()}") from None
+    try:
+        with open(fd, "rb") as f:
+            data = f.read()
+    except OSError as e:  # e.g. state.json is a directory
+        raise Malformed(f"container {cid}: cannot read its state file: "
+                        f"{os.strerror(e.errno).lower()}") from None
     try:
         state = jsonfast.loads(data)
         if not isinstance(state, dict):
             raise ValueError("not an object")
+        for key, kind in _TYPES.items():
+            if key in state and state[key] is not None and type(state[key]) is not kind:
+                raise ValueError(f"{key} is not {'an object' if kind is dict else 'a ' + kind.__name__}")
     except ValueError as e:
-        raise Error(f"container {cid}: malformed state file: {e}") from None
+        raise Malformed(f"container {cid}: malformed state file: {e}") from None
     return state
 
 

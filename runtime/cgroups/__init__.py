@@ -291,6 +291,17 @@ class Manager:
     def apply(self, pid):
         raise NotImplementedError
 
+    def plan(self):
+        """Count the directories apply() will make as made already, so that a
+        create killed half way through apply() leaves them to destroy()."""
+        root = self.root.rstrip("/")
+        for path in dict.fromkeys(self.paths().values()):
+            missing = []
+            while path.startswith(root + "/") and not os.path.isdir(path):
+                missing.append(path)
+                path = path.rsplit("/", 1)[0]
+            self.created.extend(d for d in reversed(missing) if d not in self.created)
+
     def join(self, pid):
         """Move ``pid`` into the existing cgroup (``runtime exec``); creates nothing."""
         from .fs import add_pid

@@ -70,20 +70,28 @@ def exists(dirpath, name):
 
 
 def make_dirs(path, created):
-    """mkdir -p, appending every directory made to ``created`` (outermost first)."""
-    missing = []
-    p = path
-    while p and p != "/" and not os.path.isdir(p):
-        missing.append(p)
-        p = p.rsplit("/", 1)[0]
-    for d in reversed(missing):
+    """mkdir -p, appending every directory made to ``created`` (outermost first).
+    A parent removed meanwhile (the delete of another container under the same
+    prefix) is made again."""
+    for attempt in range(10):
+        missing = []
+        p = path
+        while p and p != "/" and not os.path.isdir(p):
+            missing.append(p)
+            p = p.rsplit("/", 1)[0]
         try:
-            os.mkdir(d, 0o755)
-        except FileExistsError:
+            for d in reversed(missing):
+                try:
+                    os.mkdir(d, 0o755)
+                except FileExistsError:
+                    continue
+                created.append(d)
+            return
+        except FileNotFoundError:
             continue
         except OSError as e:
             raise CgroupError(f"cgroup: mkdir {d}: {os.strerror(e.errno).lower()}") from None
-        created.append(d)
+    raise CgroupError(f"cgroup: mkdir {path}: its parent keeps disappearing")
 
 
 def add_pid(dirpath, pid):

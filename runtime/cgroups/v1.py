@@ -55,9 +55,9 @@ class CgroupV1(Manager):
             try:
                 made = []
                 fs.make_dirs(path, made)
-                self.created.extend(made)
+                self.created.extend(d for d in made if d not in self.created)
                 if ctrl == "cpuset":
-                    self._fill_cpuset(made)
+                    self._fill_cpuset(path)
                 if pid is not None:
                     fs.add_pid(path, pid)
             except CgroupError as e:
@@ -68,10 +68,19 @@ class CgroupV1(Manager):
                     continue
                 raise
 
-    def _fill_cpuset(self, made):
-        """A new cpuset cgroup starts with no cpus and mems, and no task can join it
-        until they are set: copy them from the parent, outermost first."""
-        for d in made:
+    def _fill_cpuset(self, leaf):
+        """A cpuset cgroup starts with no cpus and mems, and no task can join it
+        until they are set: copy them from the parent into every directory from the
+        hierarchy's root down to ``leaf`` that has none (made now, or left empty by
+        an earlier create that died, as runc's cpusetEnsureParent does)."""
+        chain = []
+        d = leaf
+        # up to (not including) the hierarchy's root, the last one with a parent
+        # that has cpuset files
+        while os.path.exists(d.rsplit("/", 1)[0] + "/cpuset.cpus"):
+            chain.append(d)
+            d = d.rsplit("/", 1)[0]
+        for d in reversed(chain):
             parent = d.rsplit("/", 1)[0]
             for name in ("cpuset.cpus", "cpuset.mems"):
                 try:

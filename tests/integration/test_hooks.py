@@ -210,7 +210,10 @@ def test_failing_start_container_hook(runtime, bundle):
         res = start_or_kill(runtime, bundle)
         assert res.returncode == 1
         assert "startContainer hook #0" in res.stderr and "exit status 4" in res.stderr
-        wait_status(runtime, bundle.id, "stopped")
+        # runtime.md lifecycle step 7: stop the container and go on at step 12,
+        # its destruction
+        assert "does not exist" in runtime("state", bundle.id, check=False).stderr
+        assert_nothing_left(runtime, bundle)
     finally:
         runtime("delete", "--force", bundle.id)
 
@@ -222,8 +225,9 @@ def test_failing_poststart_hook_stops_the_container(runtime, bundle):
     res = runtime("start", bundle.id, check=False)
     assert res.returncode == 1
     assert "poststart hook #0" in res.stderr
-    wait_status(runtime, bundle.id, "stopped")
-    runtime("delete", bundle.id)
+    # step 9: stop the container and go on at step 12, its destruction
+    assert "does not exist" in runtime("state", bundle.id, check=False).stderr
+    assert_nothing_left(runtime, bundle)
 
 
 def test_failing_poststop_hook_only_warns(runtime, bundle, tmp_path):
