@@ -239,14 +239,15 @@ def _spawn(job, cgroup_dirs, proc):
     try:
         affinity = (proc.get("execCPUAffinity") or {})
         for d in cgroup_dirs:
-            _write(os.path.join(d, "cgroup.procs"), pid)
+            linux.write_file(os.path.join(d, "cgroup.procs"), pid, "join cgroup")
         if affinity.get("final"):
             os.sched_setaffinity(pid, sched.parse_cpus(affinity["final"]))
         chan.send("go")
         final = chan.recv("pid")["pid"]
         chan.send("init")
         if proc.get("oomScoreAdj") is not None:
-            _write(f"/proc/{final}/oom_score_adj", proc["oomScoreAdj"])
+            linux.write_file(f"/proc/{final}/oom_score_adj", proc["oomScoreAdj"],
+                             "write oom_score_adj")
         os.waitpid(pid, 0)
         pid = 0
         ready = chan.recv("ready")
@@ -255,24 +256,11 @@ def _spawn(job, cgroup_dirs, proc):
     except EOFError:
         raise Error("exec: the process exited during setup") from None
     except BaseException:
-        for p in (pid, final):
-            if p:
-                try:
-                    os.kill(p, 9)
-                    os.waitpid(p, 0)
-                except (ProcessLookupError, ChildProcessError):
-                    pass
+        process.kill_and_reap(pid, final)
         raise
     finally:
         chan.close()
 
-
-def _write(path, value):
-    try:
-        with open(path, "w") as f:
-            f.write(str(value))
-    except OSError as e:
-        raise SysError("write", e.errno, path) from None
 
 
 def _stage1(job, chan):

@@ -97,21 +97,10 @@ def write_id_maps(pid, uid_mappings, gid_mappings):
         if own["uid_map"] == 0 or (len(maps) == 1 and maps[0]["hostID"] == own[name]
                                    and maps[0]["size"] == 1):
             if name == "gid_map" and own["uid_map"] != 0:
-                _write(f"/proc/{pid}/setgroups", "deny", "write setgroups")
-            _write(f"/proc/{pid}/{name}", id_map_text(maps), f"write {name}")
+                linux.write_file(f"/proc/{pid}/setgroups", "deny", "write setgroups")
+            linux.write_file(f"/proc/{pid}/{name}", id_map_text(maps), f"write {name}")
         else:
             _run_map_helper("newuidmap" if name == "uid_map" else "newgidmap", pid, maps)
-
-
-def _write(path, text, op):
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
-        try:
-            os.write(fd, text.encode())
-        finally:
-            os.close(fd)
-    except OSError as e:
-        raise SysError(op, e.errno, path) from None
 
 
 def _run_map_helper(helper, pid, maps):
@@ -132,14 +121,7 @@ def write_time_offsets(offsets):
     """linux.timeOffsets for a new time namespace (before any process enters it)."""
     lines = "".join(f"{clock} {v.get('secs', 0)} {v.get('nanosecs', 0)}\n"
                     for clock, v in offsets.items())
-    try:
-        fd = os.open("/proc/self/timens_offsets", os.O_WRONLY | os.O_CLOEXEC)
-        try:
-            os.write(fd, lines.encode())
-        finally:
-            os.close(fd)
-    except OSError as e:
-        raise SysError("write time offsets", e.errno, "/proc/self/timens_offsets") from None
+    linux.write_file("/proc/self/timens_offsets", lines, "write time offsets")
 
 
 def bring_up_loopback():

@@ -35,16 +35,15 @@ def set_rlimits(rlimits):
             raise SysError(f"setrlimit {rl['type']} soft={rl['soft']} hard={rl['hard']}", err) from None
 
 
-def write_proc_self(name, value):
-    path = f"/proc/self/{name}"
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
-        try:
-            os.write(fd, str(value).encode())
-        finally:
-            os.close(fd)
-    except OSError as e:
-        raise SysError(f"write {name} {value}", e.errno, path) from None
+def kill_and_reap(*pids):
+    """SIGKILL and reap children of ours (a create or exec that failed)."""
+    for pid in pids:
+        if pid:
+            try:
+                os.kill(pid, 9)
+                os.waitpid(pid, 0)
+            except (ProcessLookupError, ChildProcessError):
+                pass
 
 
 def home_of(uid):

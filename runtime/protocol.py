@@ -268,13 +268,7 @@ class Parent:
 
     def abort(self):
         """Kill and reap whatever was started (the create failed)."""
-        for pid in (self.stage1, self.init_pid):
-            if pid:
-                try:
-                    os.kill(pid, 9)
-                    os.waitpid(pid, 0)
-                except (ProcessLookupError, ChildProcessError):
-                    pass
+        process.kill_and_reap(self.stage1, self.init_pid)
         if self.chan is not None:
             self.chan.close()
             self.chan = None
@@ -390,7 +384,7 @@ def _init(job, chan):
         if config.get("domainname"):
             linux.setdomainname(config["domainname"])
     if proc.get("oomScoreAdj") is not None:
-        process.write_proc_self("oom_score_adj", proc["oomScoreAdj"])
+        linux.write_file("/proc/self/oom_score_adj", proc["oomScoreAdj"], "write oom_score_adj")
 
     chan.send("hooks")
     state = chan.recv("hooks-done")["state"]
@@ -406,7 +400,7 @@ def _init(job, chan):
     if proc.get("terminal"):
         console.setup_in_container(job.console_fd, proc.get("consoleSize"))
     for key, value in (lin.get("sysctl") or {}).items():
-        _write_sysctl(key, value)
+        linux.write_file("/proc/sys/" + key.replace(".", "/"), value, f"write sysctl {key}")
     if fs is not None:
         fs.readonly_paths()
         fs.masked_paths()
@@ -464,17 +458,6 @@ def _init(job, chan):
     process.exec_helper(job.helper_fd, path, proc.get("args", ()), env, fifo_fd=job.fifo_fd,
                         label=process.exec_label(proc))
 
-
-def _write_sysctl(key, value):
-    path = "/proc/sys/" + key.replace(".", "/")
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
-        try:
-            os.write(fd, str(value).encode())
-        finally:
-            os.close(fd)
-    except OSError as e:
-        raise Error(f"write sysctl key {key}: {os.strerror(e.errno).lower()}") from None
 
 
 def _join_keyring(cid, chan):

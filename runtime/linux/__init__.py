@@ -26,6 +26,18 @@ def _check(ret, op, target=None):
     return ret
 
 
+def write_file(path, value, what=None):
+    """Write ``value`` to a kernel file (/proc, /sys, cgroupfs) in one write(2)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.write(fd, str(value).encode())
+        finally:
+            os.close(fd)
+    except OSError as e:
+        raise SysError(what or "write", e.errno, path) from None
+
+
 def unshare(flags):
     _check(lib.unshare(flags), "unshare")
 
