@@ -41,11 +41,8 @@ def _cgroup_of(c):
 
     try:
         return cgroups.load_manager(saved)
-    except Error:
-        raise
-    except Exception as e:  # noqa: BLE001 - whatever a damaged file holds
-        raise st.Malformed(f"container {c.id}: malformed state file: cgroup: "
-                           f"{type(e).__name__}: {e}") from None
+    except ValueError as e:
+        raise st.Malformed(f"container {c.id}: malformed state file: {e}") from None
 
 
 # -- create ---------------------------------------------------------------------------

@@ -59,7 +59,9 @@ import time
 from . import console, devices, hooks, jsonfast, linux, namespaces, process, rootfs, sched
 from .errors import Error, HookError, describe
 
-_MAX = 65536
+#: bytes of one packet; a longer message (a state with large annotations) goes as
+#: "+"-prefixed pieces before its last one, which carries the fds
+_PACKET = 32768
 
 
 class Channel:
@@ -75,6 +77,9 @@ class Channel:
     def send(self, kind, fds=(), **fields):
         fields["type"] = kind
         data = jsonfast.dumps(fields).encode()
+        while len(data) > _PACKET:
+            self.sock.sendmsg([b"+", data[:_PACKET]])
+            data = data[_PACKET:]
         anc = [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, struct.pack(f"{len(fds)}i", *fds))] if fds else []
         self.sock.sendmsg([data], anc)
 
@@ -82,10 +87,15 @@ class Channel:
         """The next message, which must be of kind ``expect``; "log" messages are
         passed to the callback on the way, "error" ones raised."""
         while True:
-            data, anc, _, _ = self.sock.recvmsg(_MAX, _socket.CMSG_SPACE(4 * 4))
-            if not data:
-                raise EOFError
-            msg = jsonfast.loads(data)
+            pieces = []
+            while True:
+                data, anc, _, _ = self.sock.recvmsg(_PACKET + 1, _socket.CMSG_SPACE(4 * 4))
+                if not data:
+                    raise EOFError
+                if data[:1] != b"+":
+                    break
+                pieces.append(data[1:])
+            msg = jsonfast.loads(b"".join(pieces) + data if pieces else data)
             fds = []
             for level, kind, payload in anc:
                 if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:

@@ -113,9 +113,24 @@ class Container:
             return STOPPED
         if cgroup is not None and cgroup.frozen():
             return PAUSED
-        if self.has_fifo():
+        if self.has_fifo() and self._init_waits():
             return CREATED
         return RUNNING
+
+    def _init_waits(self):
+        """Whether the init still waits for start: it is the exec helper (or the
+        runtime's Python running startContainer hooks).  A start killed after the
+        helper went on but before it unlinked exec.fifo leaves the fifo behind a
+        running program."""
+        try:
+            exe = os.readlink(f"/proc/{self.state['pid']}/exe")
+        except OSError:
+            return True  # not ours to inspect (rootless, non-dumpable): trust the fifo
+        if exe.startswith("/memfd:runtime-init"):
+            return True
+        import sys
+
+        return exe == os.path.realpath(sys.executable)
 
     def oci_state(self, status):
         """The state as runtime.md defines it (plus runc's rootfs, created, owner)."""
@@ -139,9 +154,18 @@ class Container:
     # -- lifetime ---------------------------------------------------------------
     def remove(self):
         """Remove the state directory (the lock goes with the fd)."""
-        for name in os.listdir(self.dirfd):
-            os.unlink(name, dir_fd=self.dirfd)
-        os.rmdir(self.dir)
+        try:
+            for name in os.listdir(self.dirfd):
+                try:
+                    os.unlink(name, dir_fd=self.dirfd)
+                except IsADirectoryError:  # only a damaged entry has directories
+                    import shutil
+
+                    shutil.rmtree(name, dir_fd=self.dirfd)
+            os.rmdir(self.dir)
+        except OSError as e:
+            raise Error(f"cannot remove state directory {self.dir}: "
+                        f"{os.strerror(e.errno).lower()}") from None
 
     def close(self):
         if self.dirfd >= 0:
@@ -251,8 +275,8 @@ class Store:
             if not os.path.isdir(path) or os.path.islink(path):
                 os.unlink(path)
                 return True
-        except FileNotFoundError:
-            pass
+        except (FileNotFoundError, IsADirectoryError):
+            pass  # gone, or a directory now: a concurrent create has reserved the id
         return False
 
     def ids(self):

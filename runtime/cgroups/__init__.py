@@ -246,11 +246,28 @@ def new_manager(container_id, cgroups_path, *, systemd=False, rootless=False, ho
 
 
 def load_manager(saved):
-    """The manager of a container from its ``Manager.save()``."""
-    if saved.get("version") == 2:
+    """The manager of a container from its ``Manager.save()``; ValueError names
+    what is wrong with a damaged one."""
+    if type(saved) is not dict:
+        raise ValueError("cgroup is not an object")
+    version = saved.get("version", 1)
+    if version == 2:
         from .v2 import CgroupV2 as cls
-    else:
+        where = saved.get("path")
+        if type(where) is not str:
+            raise ValueError("cgroup.path is not a string")
+    elif version == 1:
         from .v1 import CgroupV1 as cls
+        where = saved.get("paths")
+        if type(where) is not dict or not all(type(v) is str for v in where.values()):
+            raise ValueError("cgroup.paths is not an object of strings")
+    else:
+        raise ValueError(f"cgroup.version: {version!r} is not 1 or 2")
+    if type(saved.get("root", "")) is not str:
+        raise ValueError("cgroup.root is not a string")
+    created = saved.get("created", [])
+    if type(created) is not list or not all(type(d) is str for d in created):
+        raise ValueError("cgroup.created is not an array of strings")
     return cls.load(saved)
 
 

@@ -43,6 +43,10 @@ def read(dirpath, name):
         return f.read()
 
 
+#: errnos of a file in a cgroup removed meanwhile: ENODEV once it is open
+GONE = (errno.ENOENT, errno.ENODEV)
+
+
 def read_int(dirpath, name):
     """A single-number file; "max" reads as -1."""
     text = read(dirpath, name).strip()
@@ -150,8 +154,10 @@ def all_pids(path):
     try:
         with open(path + "/cgroup.procs") as f:
             pids.extend(int(x) for x in f.read().split())
-    except FileNotFoundError:
-        return pids
+    except OSError as e:
+        if e.errno in GONE:
+            return pids
+        raise
     try:
         entries = list(os.scandir(path))
     except FileNotFoundError:

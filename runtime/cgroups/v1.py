@@ -380,8 +380,10 @@ class CgroupV1(Manager):
             state = fs.read(path, "freezer.state").strip()
             if state == "FREEZING":
                 return fs.read(path, "freezer.self_freezing").strip() == "1"
-        except FileNotFoundError:
-            return False
+        except OSError as e:
+            if e.errno in fs.GONE:
+                return False
+            raise
         return state == "FROZEN"
 
     # -- monitoring ----------------------------------------------------------------

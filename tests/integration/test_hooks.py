@@ -110,6 +110,21 @@ def test_hooks_order_namespaces_and_state(runtime, bundle, tmp_path, recorder):
 
 
 
+def test_large_state_reaches_a_create_container_hook(runtime, bundle, tmp_path, recorder):
+    """The state crosses the create protocol's socket to the init: 300 KB of
+    annotations is larger than one packet."""
+    log = str(tmp_path / "hooks.log")
+    big = {f"org.test.{i}": "v" * 100_000 for i in range(3)}
+    bundle.config["annotations"] = big
+    bundle.config["hooks"] = {"createContainer": [hook(recorder, log, "createContainer")]}
+    bundle.args("true").write()
+    runtime("create", "--bundle", bundle.path, bundle.id)
+    [rec] = records(log)
+    assert rec["state"]["annotations"] == big
+    assert runtime.state(bundle.id)["annotations"] == big
+    runtime("delete", "--force", bundle.id)
+
+
 def start_or_kill(runtime, bundle, timeout=2):
     """``start``, but kill the container's init if the lock bug makes it hang."""
     import subprocess

@@ -7,7 +7,6 @@ Python); state files stay parseable; nothing leaks once the containers are gone.
 import json
 import os
 import subprocess
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -72,7 +71,11 @@ def test_parallel_lifecycles_do_not_interfere(rel):
     relkit.FIGURES.add("concurrency: parallel lifecycles", LOOPS * ITERATIONS)
     relkit.FIGURES.put("concurrency: 20 loops wall time (s)", elapsed)
     relkit.FIGURES.peak("concurrency: containers at once (peak)", peak[0])
-    errors = [e for e in errors if "no such file or directory" not in e or "cgroup: mkdir" not in e]
+    # test_create_while_the_owner_of_the_parent_cgroup_is_deleted: counted, not failed
+    known = [e for e in errors if "cgroup: mkdir" in e and "no such file or directory" in e]
+    if known:
+        relkit.FIGURES.add("concurrency: known-bug hits (parent cgroup removed)", len(known))
+    errors = [e for e in errors if e not in known]
     assert not errors, f"{len(errors)} failures, first: {errors[0]}"
     assert rel.rt.ids() == []
 
@@ -119,8 +122,8 @@ def test_races_on_one_container(rel):
         stop = time.monotonic() + 2
         while time.monotonic() < stop and any(p.poll() is None for _, p in procs):
             _valid_state_file(rel, cid)
-        for args, p in procs:
-            res = rel.rt.collect(p, timeout=30)
+        results = [(args, rel.rt.collect(p, timeout=30)) for args, p in procs]
+        for args, res in results:
             assert res.rc is not None, f"{args} hung"
             check_error(res, allowed=RACE_ERRORS)
             if args[0] == "state" and res.rc == 0:
@@ -154,19 +157,17 @@ def test_create_and_force_delete_of_one_id(rel):
         relkit.FIGURES.add("concurrency: create/delete races")
 
 
-@pytest.mark.xfail(reason="BUG: cgroups/fs.make_dirs checks that the shared parent (cgroupsPath's "
-                          "prefix) exists, then mkdirs the leaf: a concurrent delete of the "
-                          "container that made the parent removes it in between (Manager.destroy "
-                          "-> rmdir_if_empty), and the create fails with 'cgroup: mkdir ...: no "
-                          "such file or directory'; retry making the missing ancestors on ENOENT",
-                   strict=True)
 @needs_strace
 def test_create_while_the_owner_of_the_parent_cgroup_is_deleted(rel):
-    """strace delays every mkdir of B's create by 0.5 s: B has seen the prefix exist
-    and waits to mkdir its leaf while A, which made the prefix, is deleted."""
+    """Regression: strace delays each mkdir of B's leaf cgroups by 1 s: B has seen
+    the prefix exist and waits to mkdir its leaf while A, which made the prefix, is
+    deleted (and removes it)."""
     relkit.assert_ok(rel.create("owner"))
     path_b = rel.bundle("late")
-    argv = ["strace", "-f", "-qq", "-o", "/dev/null", "-e", "trace=mkdir,mkdirat",
+    leaves = [arg for c in ("cpuset", "cpu", "cpuacct", "memory", "devices", "freezer", "blkio",
+                            "pids")
+              for arg in ("-P", f"/sys/fs/cgroup/{c}{relkit.CGROUP_PREFIX}/late")]
+    argv = ["strace", "-f", "-qq", "-o", "/dev/null", *leaves, "-e", "trace=mkdir,mkdirat",
             "-e", "inject=mkdir,mkdirat:delay_enter=1000000", *rel.rt.argv("create", "--bundle",
                                                                            path_b, "late")]
     # files, not pipes: a created container would keep a pipe open
@@ -179,15 +180,19 @@ def test_create_while_the_owner_of_the_parent_cgroup_is_deleted(rel):
         # B is held at the entry of its next mkdir: the first cgroup directory
         relkit.wait_for(lambda: _in_mkdir(runtime_pid), timeout=10, what="B in mkdir")
         relkit.assert_ok(rel.rt("delete", "--force", "owner"))
-        proc.wait(timeout=120)
+        # strace stays while it traces the created container's init: wait for B only
+        relkit.wait_for(lambda: not relkit.alive(runtime_pid), timeout=60, what="B to finish")
+        state = rel.rt("state", "late")
     finally:
-        if proc.poll() is None:
+        rel.rt("delete", "--force", "late")
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-    rel.rt("delete", "--force", "late")
     with open(os.path.join(rel.dir, "late.err"), "rb") as f:
         err = f.read().decode(errors="replace")
-    assert proc.returncode == 0, err
+    assert state.rc == 0 and json.loads(state.out)["status"] == "created", (state, err)
 
 
 def _in_mkdir(pid):
@@ -198,12 +203,6 @@ def _in_mkdir(pid):
         return False
 
 
-@pytest.mark.xfail(reason="BUG: container.destroy (delete) and _undo_create SIGKILL every process "
-                          "in the container's cgroup (_kill_cgroup), also when cgroupsPath names a "
-                          "cgroup that existed before and holds other processes; runc kills by "
-                          "cgroup only for containers without their own pid namespace (destroy in "
-                          "libcontainer/state_linux.go); with a pid namespace the kernel kills the "
-                          "container's processes when its init dies", strict=True)
 def test_delete_spares_other_processes_of_a_shared_cgroup(rel):
     """cgroupsPath names an existing cgroup where a process of ours (not the
     container's) lives: deleting the container must not kill it."""
@@ -233,3 +232,24 @@ def test_delete_spares_other_processes_of_a_shared_cgroup(rel):
                 os.rmdir(d)
             except OSError:
                 pass
+
+
+@needs_strace
+def test_state_racing_with_delete_reads_a_removed_cgroup(rel):
+    """Regression (ENODEV from freezer.state reached the CLI, once in 80 race
+    rounds): strace holds ``state``'s read of freezer.state (path filter) while delete
+    removes the cgroup."""
+    rel.run_container("nd")
+    freezer = f"/sys/fs/cgroup/freezer{relkit.CGROUP_PREFIX}/nd/freezer.state"
+    argv = ["strace", "-qq", "-o", "/dev/null", "-P", freezer, "-e", "trace=read",
+            "-e", "inject=read:delay_enter=1000000", *rel.rt.argv("state", "nd")]
+    errfile = os.path.join(rel.dir, "nd.err")
+    with open(errfile, "wb") as err:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=err)
+        time.sleep(0.5)
+        relkit.assert_ok(rel.rt("delete", "--force", "nd"))
+        proc.wait(timeout=30)
+    with open(errfile) as f:
+        err = f.read()
+    assert proc.returncode == 0 or "does not exist" in err, err

@@ -74,37 +74,9 @@ def _plant(rel, kind, data=None):
 KINDS = sorted(CASES) + ["stray-file", "no-state-json", "state-is-dir", "state-symlink",
                          "dangling-dir-symlink"]
 
-#: cases that fail because of a runtime bug, with the diagnosis (strict xfail)
-_UNREADABLE = ("BUG: state.Store.open raises 'malformed state file' for delete --force too "
-               "(lock=True), so an entry whose state.json is not a JSON object can never be "
-               "removed; delete --force should treat it like a missing state.json (the "
-               "'broken' path) and remove the directory")
-_BAD_CGROUP = ("BUG: container._cgroup_of / cgroups.load_manager trust the types in state.json's "
-               "'cgroup' (AttributeError, KeyError, ValueError -> 'internal error'): state, "
-               "delete and `list` (for every container, since list_states only catches "
-               "Error) fail; validate the saved manager and report it as a malformed state")
-_BAD_PID = ("BUG: state.Container.alive trusts the type of state.json's pid: "
-            "process_start_time('abc') and state['startTime'] are both None, so the container "
-            "is reported 'running' with pid 'abc'; delete --force then dies with 'internal "
-            "error: TypeError/OverflowError' (os.pidfd_open) and the entry stays")
-BUGS = {
-    "array": _UNREADABLE, "null": _UNREADABLE, "number": _UNREADABLE, "empty": _UNREADABLE,
-    "not-utf8": _UNREADABLE, "truncated": _UNREADABLE, "state-symlink": _UNREADABLE,
-    "cgroup-string": _BAD_CGROUP, "cgroup-paths-string": _BAD_CGROUP,
-    "cgroup-unknown-version": _BAD_CGROUP,
-    "pid-string": _BAD_PID, "pid-list": _BAD_PID, "pid-huge": _BAD_PID, "pid-float": _BAD_PID,
-    "bundle-number": "BUG: commands.cmd_list formats state.json's bundle without checking its "
-                     "type: `list` fails for every container with 'internal error: TypeError'",
-    "deep": "BUG: state._read_state lets RecursionError through (deeply nested state.json): "
-            "'internal error: RecursionError' from state, list and delete --force",
-    "state-is-dir": "BUG: state.json being a directory gives '4: is a directory' (the CLI's "
-                    "OSError fallback prints the fd number as the file name) from state, "
-                    "delete --force and `list` (which then fails for every container)",
-    "stray-file": "BUG: delete --force of an id that names a regular file under --root "
-                  "reports success and leaves the file",
-    "dangling-dir-symlink": "BUG: delete --force of an id that names a dangling symlink under "
-                            "--root reports success and leaves the link",
-}
+#: cases that fail because of a runtime bug, with the diagnosis (strict xfail); all
+#: the bugs found here are fixed
+BUGS = {}
 
 
 def _params():
@@ -166,12 +138,6 @@ def test_state_of_a_dead_pid_without_start_time_is_not_running(rel):
         relkit.assert_ok(rel.rt("delete", "--force", "bad"))
 
 
-test_state_of_a_dead_pid_without_start_time_is_not_running = pytest.mark.xfail(
-    reason="BUG: state.Container.alive compares process_start_time(pid) == state['startTime']: "
-           "both are None for a pid that does not exist and a state without startTime, so the "
-           "container is reported running (require a start time: `start is not None and ...`)",
-    strict=True)(test_state_of_a_dead_pid_without_start_time_is_not_running)
-
 
 def test_foreign_process_with_a_reused_pid_is_not_killed(rel):
     """state.json names a live process that is not the container (wrong start time):
@@ -209,9 +175,3 @@ def test_corrupted_state_of_a_live_container(rel):
             os.kill(pid, 9)  # our container
         rel.checker.cleanup(rel.checker.check(before))  # its cgroup and state directory
 
-
-test_corrupted_state_of_a_live_container = pytest.mark.xfail(
-    reason="BUG: delete --force of a container whose state.json is corrupt fails ('malformed "
-           "state file') and leaves the container running with its cgroup and state directory; "
-           "it could fall back to the saved config.json (cgroupsPath) and remove the directory",
-    strict=True)(test_corrupted_state_of_a_live_container)
