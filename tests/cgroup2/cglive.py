@@ -7,7 +7,6 @@ import mmap
 import os
 import re
 import signal
-import struct
 import time
 import traceback
 
@@ -202,13 +201,15 @@ class Counter:
         self.mem = mmap.mmap(-1, 8, flags=mmap.MAP_SHARED | mmap.MAP_ANONYMOUS)
 
     def get(self):
-        return struct.unpack_from("Q", self.mem, 0)[0]
+        return int.from_bytes(self.mem[0:8], "little")
 
     def spin(self, _out):
+        # a slice store, not struct.pack_into, which zeroes the buffer before it
+        # writes: a reader could see 0
         n = 0
         while True:
             n += 1
-            struct.pack_into("Q", self.mem, 0, n)
+            self.mem[0:8] = n.to_bytes(8, "little")
 
 
 def busy(seconds):
