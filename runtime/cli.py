@@ -187,6 +187,14 @@ def usage(cmd=None):
     return "\n".join(lines) + "\n"
 
 
+#: runc's commands this runtime does not implement, and why: a clear error rather
+#: than runc's "No help topic" for a command it does not know
+UNSUPPORTED = {
+    "checkpoint": "no CRIU integration",
+    "restore": "no CRIU integration",
+}
+
+
 def main(argv=None):
     """The ``runtime`` program.  Run as the program (no ``argv``) it leaves with
     os._exit once its output is flushed: interpreter teardown is pure cost here
@@ -223,6 +231,9 @@ def run(argv):
     cmd, argv = rest[0], rest[1:]
     if cmd == "h":
         cmd = "help"
+    if cmd in UNSUPPORTED:
+        log.error(f"{cmd} is not supported by this runtime: {UNSUPPORTED[cmd]}")
+        return 1
     if cmd not in COMMANDS:
         log.error(f"No help topic for '{cmd}'")
         return 3

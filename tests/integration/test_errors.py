@@ -171,3 +171,14 @@ def test_usage_errors(logged):
     assert res.returncode == 1 and "requires exactly 1 argument" in res.stderr
     res = logged("state", "--no-such-flag", "x", check=False)
     assert res.returncode == 1 and "flag provided but not defined" in res.stderr
+
+
+@pytest.mark.parametrize("cmd", ["checkpoint", "restore"])
+def test_runc_commands_not_implemented_say_so(logged, cmd):
+    msg = expect_error(logged, cmd, "x", contains="not supported by this runtime")
+    assert msg.startswith(cmd)
+
+
+def test_unknown_command_is_runc_s_usage_error(logged):
+    res = logged("frobnicate", check=False)
+    assert res.returncode == 3 and "No help topic for 'frobnicate'" in res.stderr
