@@ -337,6 +337,14 @@ def _ifname_error(name):
 
 
 def _linux_misc(config, linux, namespaces):
+    for i, device in enumerate(linux.get("devices", ())):
+        for key in ("major", "minor"):
+            number = device.get(key)
+            if number is not None and number < 0:
+                yield ("linux", "devices", i, key), f"{number} is less than the minimum of 0"
+            elif number is not None and number > 0xFFFFFFFF:
+                yield (("linux", "devices", i, key),
+                       f"{number} is greater than the maximum of 4294967295")
     for key, device in linux.get("netDevices", {}).items():
         path = ("linux", "netDevices", key)
         error = _ifname_error(key)
