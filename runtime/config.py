@@ -134,6 +134,13 @@ def _process(config, linux, namespaces):
             yield path, f"{schema.show(var)} is not of the form NAME=value"
         elif "\0" in var:
             yield path, "must not contain a NUL byte"
+    gids = ((config.get("process") or {}).get("user") or {}).get("additionalGids") or ()
+    if len(gids) > NGROUPS_MAX:
+        yield (("process", "user", "additionalGids"),
+               f"{len(gids)} groups is more than the kernel's limit of {NGROUPS_MAX}")
+
+
+NGROUPS_MAX = 65536  # include/uapi/linux/limits.h
 
 
 def _version(config, linux, namespaces):

@@ -95,6 +95,8 @@ def set_user(user):
         # only when no groups were asked for.
         if groups:
             raise SysError("setgroups", 1, str(groups)) from None
+    except ValueError:  # more than NGROUPS_MAX (exec's -g; config.json is checked before)
+        raise Error(f"setgroups: {len(groups)} groups is more than the kernel's limit") from None
     try:
         os.setresgid(gid, gid, gid)
     except OSError as e:

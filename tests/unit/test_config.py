@@ -153,6 +153,8 @@ def test_relative_mount_destination_is_deprecated_not_invalid():
     (lambda c: c["process"]["args"].append("a\0b"), "process.args[1]: must not contain a NUL byte"),
     # process
     (lambda c: c.pop("process"), "process: is required: the container has nothing to run"),
+    (lambda c: c["process"]["user"].update(additionalGids=[1] * 65537),
+     "process.user.additionalGids: 65537 groups is more than the kernel's limit of 65536"),
     (lambda c: c["process"]["env"].append("JUSTNAME"),
      'process.env[2]: "JUSTNAME" is not of the form NAME=value'),
     (lambda c: c["process"]["env"].append("=value"),
