@@ -61,6 +61,13 @@ def cmd_run(opts, flags, args):
         no_new_keyring=flags["no-new-keyring"], preserve_fds=flags["preserve-fds"],
         foreground=not detach)
     created.container.close()
+    stop = supervisor.stop_requested() if supervisor else None
+    if stop is not None:
+        if flags["keep"]:
+            container.kill(opts, cid, 9)  # kept, stopped, as after any exit
+        else:
+            _quiet_delete(container, opts, cid)
+        return 128 + stop
     try:
         container.start(opts, cid)
     except Error:

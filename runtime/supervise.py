@@ -3,7 +3,10 @@ passes signals on, reaps its children, and exits with the process's exit code.
 
 Signals that come before the process runs its program (during create and start)
 are queued and passed on once it does: until then the container's pid 1 is the
-exec helper, which has no handlers, so the kernel would drop them.
+exec helper, which has no handlers, so the kernel would drop them.  A signal that
+asks to stop (TERM, INT, HUP, QUIT) and comes before start makes ``run`` give up
+instead: the program never runs (as pid 1 without its handlers yet, it would not
+die of the signal either), and run exits 128+n.
 """
 
 import _signal
@@ -11,6 +14,8 @@ import os
 
 from . import linux
 from .errors import Error
+
+STOPPING = (_signal.SIGTERM, _signal.SIGINT, _signal.SIGHUP, _signal.SIGQUIT)
 
 # SIGWINCH is the terminal proxy's own business (console.proxy), SIGCHLD ours.
 FORWARDED = ("SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGALRM",
@@ -37,6 +42,10 @@ class Supervisor:
             linux.pidfd_send_signal(self.pidfd, signum)
         except Error:
             pass  # it is gone: wait() will tell
+
+    def stop_requested(self):
+        """The first queued signal that asks to stop, or None."""
+        return next((signum for signum in self.queue if signum in STOPPING), None)
 
     def forward_to(self, pid):
         """The process now runs its program: queued signals go to it, then all."""

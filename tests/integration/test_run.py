@@ -156,3 +156,31 @@ def test_spec_writes_a_runnable_config(runtime, bundle, tmp_path):
         json.dump(config, f)
     res = runtime("run", "--bundle", bundle.path, bundle.id)
     assert res.stdout.split() == ["runtime", "NoNewPrivs:", "1"]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_stop_signal_during_create_gives_up_the_run(runtime, bundle, tmp_path, sig):
+    """A stop signal before start: run does not start the program (as pid 1 without
+    its handlers yet, it would not die of the signal), removes the container and
+    exits 128+n.  A prestart hook holds create while the signal comes."""
+    marker, ran = tmp_path / "in-hook", tmp_path / "ran"
+    bundle.config["hooks"] = {"prestart": [
+        {"path": "/bin/sh", "args": ["sh", "-c", f"touch {marker}; sleep 0.5"]}]}
+    bundle.config["mounts"].append({"destination": "/out", "type": "bind",
+                                    "source": str(tmp_path), "options": ["rbind"]})
+    bundle.sh("touch /out/ran; sleep 30").write()
+    proc = subprocess.Popen(runtime.argv("run", "--bundle", bundle.path, bundle.id),
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    try:
+        wait_for(lambda: marker.exists(), what="the prestart hook")
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 128 + sig, err
+    assert not ran.exists(), "the program ran"
+    assert runtime.ids() == []
+    assert not os.path.exists(bundle.cgroup_dir("memory"))
