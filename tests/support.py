@@ -144,6 +144,24 @@ def runtime(tmp_path):
     assert not leftover, f"test left containers behind: {leftover}"
 
 
+PROBE_SRC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "integration", "probes",
+                         "probe.c")
+
+
+@pytest.fixture(scope="session")
+def probe(tmp_path_factory):
+    """Path of the static probe binary (tests/integration/probes/probe.c) on the host."""
+    import shutil
+
+    gcc = shutil.which("gcc")
+    if gcc is None:
+        pytest.skip("gcc is needed to build the probe")
+    out = str(tmp_path_factory.mktemp("probe") / "probe")
+    subprocess.run([gcc, "-static", "-O2", "-o", out, PROBE_SRC], check=True,
+                   capture_output=True)
+    return out
+
+
 @pytest.fixture
 def make_bundle(tmp_path, tmp_path_factory, request):
     """make_bundle(name=None, parent=None) -> Bundle with a hard-linked busybox

@@ -23,6 +23,8 @@ import tarfile
 import tomllib
 import time
 
+from support import wait_for  # noqa: F401 - the tests take it from here too
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 IMAGE = "localhost/e2e-busybox:latest"
 PAUSE_IMAGE = "localhost/e2e-pause:latest"
@@ -106,15 +108,6 @@ def run_pty(cmd, *, env=None, timeout=TIMEOUT):
     return rc, bytes(out)
 
 
-def wait_for(predicate, timeout=10.0, interval=0.05, what="condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(interval)
 
 
 def last_error_msg(log_text):

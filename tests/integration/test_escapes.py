@@ -33,18 +33,6 @@ from support import (REPO, RUNTIME, Background, assert_nothing_left, output, par
 
 pytestmark = pytest.mark.integration
 
-PROBE_SRC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "probes", "probe.c")
-
-
-@pytest.fixture(scope="session")
-def probe(tmp_path_factory):
-    gcc = shutil.which("gcc")
-    if gcc is None:
-        pytest.skip("gcc is needed to build the probe")
-    out = str(tmp_path_factory.mktemp("probe") / "probe")
-    subprocess.run([gcc, "-static", "-O2", "-o", out, PROBE_SRC], check=True,
-                   capture_output=True)
-    return out
 
 
 def prepare(bundle, probe):

@@ -27,20 +27,7 @@ from support import RUNTIME, Background, assert_nothing_left, output, run
 
 pytestmark = pytest.mark.integration
 
-PROBE_SRC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "probes", "probe.c")
-
-
 # -- helpers ----------------------------------------------------------------------------
-@pytest.fixture(scope="session")
-def probe(tmp_path_factory):
-    """Path of the static probe binary on the host."""
-    gcc = shutil.which("gcc")
-    if gcc is None:
-        pytest.skip("gcc is needed to build the probe")
-    out = str(tmp_path_factory.mktemp("probe") / "probe")
-    subprocess.run([gcc, "-static", "-O2", "-o", out, PROBE_SRC], check=True,
-                   capture_output=True)
-    return out
 
 
 def install(bundle, probe, mode=0o755):

@@ -26,6 +26,7 @@ for _p in (TESTS, os.path.join(REPO, "tools")):
         sys.path.insert(0, _p)
 
 import leakcheck  # noqa: E402
+from support import wait_for  # noqa: E402,F401 - the tests take it from here
 
 TAG = leakcheck.install_tag()
 RUNTIME = os.environ.get("RUNTIME_BIN") or os.path.join(os.path.dirname(sys.executable), "runtime")
@@ -271,15 +272,6 @@ def zombies_of(pid):
     return out
 
 
-def wait_for(predicate, timeout=10.0, interval=0.01, what="condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
 
 
 def kill_quietly(proc):
