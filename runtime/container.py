@@ -500,15 +500,13 @@ def _clean_broken(c):
         config, path = {}, None
     if path:
         from . import cgroups
+        from .cgroups.fs import rmdir_if_empty
 
         try:
             cgroup = cgroups.new_manager(c.id, path)
             _kill_cgroup(cgroup)
             for d in sorted(set(cgroup.paths().values()), key=len, reverse=True):
-                try:
-                    os.rmdir(d)
-                except OSError:
-                    pass
+                rmdir_if_empty(d)
         except Error as e:
             log.warning(f"cleanup of the cgroup of {c.id}: {e}")
     c.remove()

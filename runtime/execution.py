@@ -262,7 +262,6 @@ def _spawn(job, cgroup_dirs, proc):
         chan.close()
 
 
-
 def _stage1(job, chan):
     chan.recv("go")
     affinity = job.proc.get("execCPUAffinity") or {}

@@ -79,7 +79,6 @@ log = Log()
 
 
 def configure(path, fmt, debug):
-
     log.path, log.json = path, fmt == "json"
     log.threshold = _LEVELS["debug" if debug else "info"]
     log._fd = None

@@ -210,9 +210,10 @@ class Parent:
         self.stage1 = pid
         self.chan = chan = Channel(mine, self.log.write)
         mark(self.log, "runtime", "forked stage-1")
-        # Moving a process into a cgroup costs ~1 ms per hierarchy here (v1: ten of
-        # them).  Where nothing depends on it, the init is moved while it builds its
-        # mounts: before it runs anything it waits for "hooks-done".  A new cgroup
+        # Moving a process into a cgroup is slow (on v1 the first move waits for an
+        # RCU grace period, ~15 ms here: bench/PROFILE.md).  Where nothing depends
+        # on it, the init is moved while it builds its mounts: before it runs
+        # anything it waits for "hooks-done".  A new cgroup
         # namespace is rooted where stage-1 stands when it unshares, and a rootless
         # apply() may join fewer controllers than planned: then stage-1 goes in first.
         cgroup = self.cgroup

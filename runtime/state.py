@@ -15,6 +15,7 @@ container; the exec fifo; the cgroup freezer).
 import errno
 import fcntl
 import os
+import sys
 import time
 
 from . import OCI_VERSION, jsonfast
@@ -66,7 +67,6 @@ class Container:
     # -- files ------------------------------------------------------------------
     def path(self, name):
         return os.path.join(self.dir, name)
-
 
     def save(self):
         _write_atomic(self.dirfd, "state.json", jsonfast.dumps(self.state))
@@ -126,11 +126,7 @@ class Container:
             exe = os.readlink(f"/proc/{self.state['pid']}/exe")
         except OSError:
             return True  # not ours to inspect (rootless, non-dumpable): trust the fifo
-        if exe.startswith("/memfd:runtime-init"):
-            return True
-        import sys
-
-        return exe == os.path.realpath(sys.executable)
+        return exe.startswith("/memfd:runtime-init") or exe == os.path.realpath(sys.executable)
 
     def oci_state(self, status):
         """The state as runtime.md defines it (plus runc's rootfs, created, owner)."""
@@ -237,10 +233,8 @@ class Store:
         while True:
             try:
                 fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-            except FileNotFoundError:
-                raise NotFound(cid) from None
-            except NotADirectoryError:
-                # A stray file (or dangling link) under the root, not a container.
+            except (FileNotFoundError, NotADirectoryError):
+                # (not a directory: a stray file or dangling link, not a container)
                 raise NotFound(cid) from None
             if lock:
                 try:
@@ -297,15 +291,10 @@ _TYPES = {"pid": int, "startTime": int, "status": str, "bundle": str, "cgroup": 
 
 def _read_state(dirfd, cid):
     try:
-        fd = os.open("state.json", os.O_RDONLY | os.O_CLOEXEC, dir_fd=dirfd)
+        with open(os.open("state.json", os.O_RDONLY | os.O_CLOEXEC, dir_fd=dirfd), "rb") as f:
+            data = f.read()
     except FileNotFoundError:
         raise NotFound(cid) from None
-    except OSError as e:
-        raise Malformed(f"container {cid}: cannot read its state file: "
-                        f"{os.strerror(e.errno).lower()}") from None
-    try:
-        with open(fd, "rb") as f:
-            data = f.read()
     except OSError as e:  # e.g. state.json is a directory
         raise Malformed(f"container {cid}: cannot read its state file: "
                         f"{os.strerror(e.errno).lower()}") from None

@@ -144,6 +144,16 @@ def runtime(tmp_path):
     assert not leftover, f"test left containers behind: {leftover}"
 
 
+def status_fields(text):
+    """The "Key:\tvalue" lines of /proc/<pid>/status."""
+    out = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key and " " not in key:
+            out[key] = value.strip()
+    return out
+
+
 PROBE_SRC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "integration", "probes",
                          "probe.c")
 

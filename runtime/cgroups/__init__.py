@@ -311,13 +311,14 @@ class Manager:
     def plan(self):
         """Count the directories apply() will make as made already, so that a
         create killed half way through apply() leaves them to destroy()."""
-        root = self.root.rstrip("/")
+        from .fs import missing_dirs
+
         for path in dict.fromkeys(self.paths().values()):
-            missing = []
-            while path.startswith(root + "/") and not os.path.isdir(path):
-                missing.append(path)
-                path = path.rsplit("/", 1)[0]
-            self.created.extend(d for d in reversed(missing) if d not in self.created)
+            self._record(missing_dirs(path, self.root))
+
+    def _record(self, dirs):
+        """Add ``dirs`` to ``created`` (plan() may have counted them already)."""
+        self.created.extend(d for d in dirs if d not in self.created)
 
     def join(self, pid):
         """Move ``pid`` into the existing cgroup (``runtime exec``); creates nothing."""

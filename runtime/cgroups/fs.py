@@ -73,18 +73,24 @@ def exists(dirpath, name):
     return os.path.exists(dirpath + "/" + name)
 
 
+def missing_dirs(path, top="/"):
+    """The directories of ``path`` that do not exist, outermost first, from below
+    ``top`` (not included) down to ``path``."""
+    top = top.rstrip("/")
+    missing = []
+    while path.startswith(top + "/") and not os.path.isdir(path):
+        missing.append(path)
+        path = path.rsplit("/", 1)[0]
+    return missing[::-1]
+
+
 def make_dirs(path, created):
     """mkdir -p, appending every directory made to ``created`` (outermost first).
     A parent removed meanwhile (the delete of another container under the same
     prefix) is made again."""
-    for attempt in range(10):
-        missing = []
-        p = path
-        while p and p != "/" and not os.path.isdir(p):
-            missing.append(p)
-            p = p.rsplit("/", 1)[0]
+    for _ in range(10):
         try:
-            for d in reversed(missing):
+            for d in missing_dirs(path):
                 try:
                     os.mkdir(d, 0o755)
                 except FileExistsError:

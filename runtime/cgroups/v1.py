@@ -55,7 +55,7 @@ class CgroupV1(Manager):
             try:
                 made = []
                 fs.make_dirs(path, made)
-                self.created.extend(d for d in made if d not in self.created)
+                self._record(made)
                 if ctrl == "cpuset":
                     self._fill_cpuset(path)
                 if pid is not None:

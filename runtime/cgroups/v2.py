@@ -56,7 +56,7 @@ class CgroupV2(Manager):
                 current += "/" + part
                 made = []
                 fs.make_dirs(current, made)
-                self.created.extend(d for d in made if d not in self.created)
+                self._record(made)
                 self._check_type(current, resources)
             if pid is not None:
                 fs.add_pid(self.path, pid)

@@ -8,19 +8,9 @@ import time
 
 import pytest
 
-from support import (Background, output, run, sections, wait_for, wait_status)
+from support import (Background, output, run, sections, status_fields, wait_for, wait_status)
 
 pytestmark = pytest.mark.integration
-
-
-def status_fields(text):
-    """The "Key:\tvalue" lines of /proc/<pid>/status."""
-    out = {}
-    for line in text.splitlines():
-        key, sep, value = line.partition(":")
-        if sep and key and " " not in key:
-            out[key] = value.strip()
-    return out
 
 
 def test_args_are_passed_verbatim(runtime, bundle):

@@ -23,7 +23,7 @@ import threading
 
 import pytest
 
-from support import RUNTIME, Background, assert_nothing_left, output, run
+from support import RUNTIME, Background, assert_nothing_left, output, run, status_fields
 
 pytestmark = pytest.mark.integration
 
@@ -36,15 +36,6 @@ def install(bundle, probe, mode=0o755):
     shutil.copyfile(probe, dst)
     os.chmod(dst, mode)
     return "/probe"
-
-
-def status_fields(text):
-    out = {}
-    for line in text.splitlines():
-        key, sep, value = line.partition(":")
-        if sep and key and " " not in key:
-            out[key] = value.strip()
-    return out
 
 
 # Containers whose process is not root once needed umask 0 around the runtime
