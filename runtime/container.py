@@ -254,15 +254,34 @@ def check_host_support(config, opts):
 
 def check_lsm(proc, mount_label=None):
     """Labels must be applicable, not silently dropped (for create and exec)."""
-    if proc.get("apparmorProfile") and not _lsm_enabled("apparmor"):
+    profile = proc.get("apparmorProfile")
+    if profile and not _lsm_enabled("apparmor"):
         raise Error(f"process.apparmorProfile: cannot apply profile "
-                    f"{proc['apparmorProfile']!r}: AppArmor is not enabled on this host")
+                    f"{profile!r}: AppArmor is not enabled on this host")
+    if profile and not _apparmor_profile_loaded(profile):
+        raise Error(f"process.apparmorProfile: cannot apply profile {profile!r}: "
+                    "it is not loaded (see apparmor_parser(8))")
     if proc.get("selinuxLabel") and not _lsm_enabled("selinux"):
         raise Error(f"process.selinuxLabel: cannot apply label {proc['selinuxLabel']!r}: "
                     "SELinux is not enabled on this host")
     if mount_label and not _lsm_enabled("selinux"):
         raise Error(f"linux.mountLabel: cannot apply label {mount_label!r}: "
                     "SELinux is not enabled on this host")
+
+
+def _apparmor_profile_loaded(profile):
+    """Asked before anything is made: the kernel would only refuse the profile at the
+    exec of the user's program, after create has returned.  True where the list
+    cannot be read (no securityfs) or names another policy namespace; then that
+    late refusal is the error."""
+    if profile == "unconfined" or profile.startswith(":"):
+        return True
+    try:
+        with open("/sys/kernel/security/apparmor/profiles") as f:
+            listing = f.read()
+    except OSError:
+        return True
+    return any(line.rsplit(" (", 1)[0] == profile for line in listing.splitlines())
 
 
 def _lsm_enabled(name):
