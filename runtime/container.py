@@ -1,6 +1,7 @@
 """Container lifecycle operations (runtime.md "Operations") over the state store:
 create, start, kill, delete, state and the wait of ``run``."""
 
+import errno
 import os
 import select
 
@@ -261,12 +262,16 @@ def check_lsm(proc, mount_label=None):
     if profile and not _apparmor_profile_loaded(profile):
         raise Error(f"process.apparmorProfile: cannot apply profile {profile!r}: "
                     "it is not loaded (see apparmor_parser(8))")
-    if proc.get("selinuxLabel") and not _lsm_enabled("selinux"):
-        raise Error(f"process.selinuxLabel: cannot apply label {proc['selinuxLabel']!r}: "
-                    "SELinux is not enabled on this host")
-    if mount_label and not _lsm_enabled("selinux"):
-        raise Error(f"linux.mountLabel: cannot apply label {mount_label!r}: "
-                    "SELinux is not enabled on this host")
+    for field, label in (("process.selinuxLabel", proc.get("selinuxLabel")),
+                         ("linux.mountLabel", mount_label)):
+        if not label:
+            continue
+        if not _lsm_enabled("selinux"):
+            raise Error(f"{field}: cannot apply label {label!r}: SELinux is not enabled "
+                        "on this host")
+        if not _selinux_context_valid(label):
+            raise Error(f"{field}: cannot apply label {label!r}: the loaded policy does not "
+                        "define it")
 
 
 def _apparmor_profile_loaded(profile):
@@ -282,6 +287,22 @@ def _apparmor_profile_loaded(profile):
     except OSError:
         return True
     return any(line.rsplit(" (", 1)[0] == profile for line in listing.splitlines())
+
+
+def _selinux_context_valid(label):
+    """The kernel's own check (libselinux's security_check_context): otherwise a bad
+    label would only be refused at the exec of the user's program, after create."""
+    try:
+        fd = os.open("/sys/fs/selinux/context", os.O_RDWR | os.O_CLOEXEC)
+    except OSError:
+        return True
+    try:
+        os.write(fd, label.encode() + b"\0")
+    except OSError as e:
+        return e.errno != errno.EINVAL
+    finally:
+        os.close(fd)
+    return True
 
 
 def _lsm_enabled(name):

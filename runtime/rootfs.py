@@ -258,11 +258,17 @@ class Rootfs:
             old = None
             if "tmpcopyup" in m.extra:
                 old = os.open(fd_path(dest), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-            data = ",".join(m.data) or None
+            data = list(m.data)
+            label = self.linux.get("mountLabel")
+            if label and m.type not in UNLABELLED_TYPES:
+                data.append(_context_option(label))
             flags = m.flags
             if m.type in ("proc", "sysfs"):
                 self._check_proc_dest(dest, m)
-            linux.mount(m.source or m.type, fd_path(dest), m.type, flags, data, what=m.what())
+            linux.mount(m.source or m.type, fd_path(dest), m.type, flags, ",".join(data) or None,
+                        what=m.what())
+            if label and m.type == "mqueue":
+                self._label_root(m, label)
             if old is not None:
                 new = resolve(self.root_fd, m.destination, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
                 try:
@@ -286,6 +292,16 @@ class Rootfs:
                                         m.rec_set, m.rec_clr, what=m.destination)
             finally:
                 os.close(top)
+
+    def _label_root(self, m, label):
+        # re-resolved: the fd from before the mount names the covered directory
+        top = resolve(self.root_fd, m.destination)
+        try:
+            os.setxattr(fd_path(top), "security.selinux", label.encode())
+        except OSError as e:
+            raise SysError(f"label {m.destination} with linux.mountLabel", e.errno) from None
+        finally:
+            os.close(top)
 
     def _check_proc_dest(self, dest, m):
         """proc and sysfs only on a real directory (no symlink games with /proc)."""
@@ -486,9 +502,22 @@ class Rootfs:
             self.root_fd = -1
 
 
+# linux.mountLabel goes to each filesystem the container mounts as a context= option,
+# as runc does, except to these: proc, sysfs and cgroup take their labels from the
+# policy (genfscon), and mqueue does not take the option (its root is labelled instead).
+UNLABELLED_TYPES = frozenset({"proc", "sysfs", "cgroup", "cgroup2", "mqueue"})
+
+
+def _context_option(label):
+    # quoted: an MCS label's categories hold commas (s0:c1,c2)
+    return f'context="{label}"'
+
+
 def _label_data(lin):
     label = lin.get("mountLabel")
-    return f"context=\"{label}\"" if label else None
+    return _context_option(label) if label else None
+
+
 
 
 def _copy_tree(src_fd, dst_fd):
