@@ -184,6 +184,8 @@ def create(opts, cid, bundle, pid_file="", console_socket="", no_pivot=False,
         for fd in job.idmap_fds.values():
             os.close(fd)
         job.plan.close()
+        if cgroup is not None:
+            cgroup.close()
     return Created(c, parent.init_pid, master_fd)
 
 
@@ -499,14 +501,14 @@ def delete(opts, cid, force=False):
         if broken:
             if not force and os.path.exists(c.path("state.json")):
                 raise Error(f"{broken} (delete --force removes it)")
-            _clean_broken(c)
+            _clean_broken(c, bool(opts.get("systemd-cgroup")))
             return
         try:
             cgroup = _cgroup_of(c)
         except st.Malformed as e:
             if not force:
                 raise Error(f"{e} (delete --force removes it)") from None
-            _clean_broken(c)
+            _clean_broken(c, bool(opts.get("systemd-cgroup")))
             return
         status = c.status(cgroup, locked=True)
         if status != st.STOPPED and not force:
@@ -529,10 +531,11 @@ def _stop(c, cgroup, paused=False):
             os.close(pidfd)
 
 
-def _clean_broken(c):
+def _clean_broken(c, systemd=False):
     """delete --force of a container whose state.json is missing or damaged: the
     saved config still says where its cgroup is; kill what runs there, remove the
-    container's own cgroup directories and the state directory."""
+    container's own cgroup directories (or stop its systemd unit) and the state
+    directory."""
     try:
         config = c.config()
         path = (config.get("linux") or {}).get("cgroupsPath")
@@ -543,8 +546,10 @@ def _clean_broken(c):
         from .cgroups.fs import rmdir_if_empty
 
         try:
-            cgroup = cgroups.new_manager(c.id, path)
+            cgroup = cgroups.new_manager(c.id, path, systemd=systemd)
             _kill_cgroup(cgroup)
+            if systemd:
+                cgroup.destroy()
             for d in sorted(set(cgroup.paths().values()), key=len, reverse=True):
                 rmdir_if_empty(d)
         except Error as e:

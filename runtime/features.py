@@ -23,7 +23,7 @@ def features():
         "linux": {
             "namespaces": list(namespaces.TYPES),
             "capabilities": list(capabilities.NAMES),
-            "cgroup": {"v1": True, "v2": True, "systemd": False, "systemdUser": False,
+            "cgroup": {"v1": True, "v2": True, "systemd": True, "systemdUser": False,
                        "rdma": True},
             "seccomp": seccomp.features(),
             "apparmor": {"enabled": True},

@@ -214,10 +214,12 @@ class Parent:
         # RCU grace period, ~15 ms here: bench/PROFILE.md).  Where nothing depends
         # on it, the init is moved while it builds its mounts: before it runs
         # anything it waits for "hooks-done".  A new cgroup
-        # namespace is rooted where stage-1 stands when it unshares, and a rootless
-        # apply() may join fewer controllers than planned: then stage-1 goes in first.
+        # namespace is rooted where stage-1 stands when it unshares, a rootless
+        # apply() may join fewer controllers than planned, and systemd starts a unit
+        # only with a process in it: then stage-1 goes in first.
         cgroup = self.cgroup
-        early = cgroup is not None and ("cgroup" in job.plan.new or cgroup.rootless)
+        early = cgroup is not None and ("cgroup" in job.plan.new or cgroup.rootless
+                                        or cgroup.apply_early)
         try:
             if cgroup is not None:
                 cgroup.apply(pid if early else None)

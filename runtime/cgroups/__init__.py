@@ -8,7 +8,9 @@ looking at the host's mounts.
 Paths follow runc: an absolute cgroupsPath is taken from each hierarchy's root, a
 relative one from the calling process's own cgroup (on v2, from its parent, because
 the caller's own cgroup holds processes), and an empty one means the container id,
-relative.  The drivers are imported lazily (``v1``, ``v2``) to keep this import cheap.
+relative.  With ``--systemd-cgroup`` (``systemd``) a transient systemd unit holds the
+cgroup and a cgroupfs manager of its path does the rest.  The drivers are imported
+lazily (``v1``, ``v2``, ``systemd``) to keep this import cheap.
 """
 
 import os
@@ -229,9 +231,14 @@ def new_manager(container_id, cgroups_path, *, systemd=False, rootless=False, ho
     if systemd:
         if not systemd_running():
             raise CgroupError(SYSTEMD_UNAVAILABLE)
-        parse_systemd_path(cgroups_path, container_id)
-        raise CgroupError("systemd cgroup driver: transient units over D-Bus are not "
-                          "supported by this runtime; run without --systemd-cgroup")
+        if rootless:
+            raise CgroupError("systemd cgroup driver: rootless containers (systemd --user "
+                              "over the session bus) are not supported by this runtime; "
+                              "run without --systemd-cgroup")
+        from .systemd import Systemd, cgroup_path
+
+        slice_, unit, path = cgroup_path(cgroups_path, container_id)
+        return Systemd(unit, slice_, new_manager(container_id, path, host=host))
     host = host or Host()
     inner = clean_path(cgroups_path) or container_id
     if host.unified:
@@ -268,6 +275,13 @@ def load_manager(saved):
     created = saved.get("created", [])
     if type(created) is not list or not all(type(d) is str for d in created):
         raise ValueError("cgroup.created is not an array of strings")
+    unit = saved.get("systemd")
+    if unit is not None:
+        if type(unit) is not dict or not all(type(unit.get(k)) is str for k in ("unit", "slice")):
+            raise ValueError("cgroup.systemd is not an object with unit and slice")
+        from .systemd import Systemd
+
+        return Systemd.load(unit, cls.load(saved))
     return cls.load(saved)
 
 
@@ -292,6 +306,8 @@ class Manager:
     implement it."""
 
     version = 0
+    #: the pid must be given to apply() (stage-1's), not joined later (systemd)
+    apply_early = False
 
     def __init__(self, root=ROOT, rootless=False, explicit=True, created=()):
         self.root = root
@@ -353,6 +369,10 @@ class Manager:
 
     def save(self):
         raise NotImplementedError
+
+    def close(self):
+        """Let go of what the manager holds open (the systemd driver's D-Bus
+        connection); it can still be used afterwards."""
 
     def paths(self):
         raise NotImplementedError

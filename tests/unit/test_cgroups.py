@@ -579,3 +579,63 @@ def test_fake_v1_destroy_spares_a_sibling_under_a_shared_ancestor(fake_v1, tmp_p
     assert sibling.is_dir()
     assert not (tmp_path / "cg" / "memory" / "t" / "ctr").exists()
     assert not (tmp_path / "cg" / "devices" / "t").exists()
+
+
+# -- the systemd driver's logic (the driver itself runs in tests/systemd) ----------------
+def test_systemd_unit_names_and_slices():
+    from runtime.cgroups import systemd as sd
+
+    assert sd.unit_name("docker", "abc") == "docker-abc.scope"
+    assert sd.unit_name("x", "my.slice") == "my.slice"
+    assert sd.expand_slice("system.slice") == "/system.slice"
+    assert sd.expand_slice("a-b-c.slice") == "/a.slice/a-b.slice/a-b-c.slice"
+    assert sd.expand_slice("-.slice") == "/"
+    for bad in ("a--b.slice", "-a.slice", "a-.slice", "a/b.slice", "nota"):
+        with pytest.raises(CgroupError, match="invalid slice name"):
+            sd.expand_slice(bad)
+    assert sd.cgroup_path("", "id") == ("system.slice", "runc-id.scope",
+                                        "/system.slice/runc-id.scope")
+    assert sd.cgroup_path("k-pods.slice:cri:c1", "id") == (
+        "k-pods.slice", "cri-c1.scope", "/k.slice/k-pods.slice/cri-c1.scope")
+
+
+def test_systemd_properties_of_resources():
+    from runtime.cgroups import systemd as sd
+
+    res = {"memory": {"limit": 1 << 30, "reservation": 1 << 20, "swap": 2 << 30},
+           "cpu": {"shares": 1024, "quota": 33333, "period": 100000, "cpus": "0-2,9"},
+           "pids": {"limit": -1}}
+    props = {k: (v.signature, v.value) for k, v in sd.unit_properties(res, 2)}
+    assert props["MemoryMax"] == ("t", 1 << 30)
+    assert props["MemoryLow"] == ("t", 1 << 20)
+    assert props["MemorySwapMax"] == ("t", 1 << 30)
+    assert props["CPUWeight"] == ("t", 39)
+    # 333.33 ms per second rounds up to systemd's 10 ms steps
+    assert props["CPUQuotaPerSecUSec"] == ("t", 340000)
+    assert props["CPUQuotaPeriodUSec"] == ("t", 100000)
+    assert props["AllowedCPUs"] == ("ay", bytes([0b111, 0b10]))
+    assert props["TasksMax"] == ("t", sd.UINT64_MAX)
+    v1 = {k: v.value for k, v in sd.unit_properties(
+        {"memory": {"limit": 5}, "cpu": {"shares": 2}, "blockIO": {"weight": 300}}, 1)}
+    assert v1 == {"MemoryLimit": 5, "CPUShares": 2, "BlockIOWeight": 300}
+    assert sd.unit_properties({}, 2) == []
+    with pytest.raises(CgroupError, match="invalid cpuset"):
+        sd.cpuset_mask("3-1")
+
+
+def test_systemd_manager_paths_and_saved_state(tmp_path, monkeypatch):
+    from runtime import jsonfast
+    from runtime.cgroups.systemd import Systemd
+
+    monkeypatch.setattr(cgroups, "systemd_running", lambda: True)
+    host = fake_host(tmp_path, unified=True)
+    m = cgroups.new_manager("id", "machine.slice:libpod:abc", systemd=True, host=host)
+    assert isinstance(m, Systemd) and m.apply_early and m.version == 2
+    assert m.unit == "libpod-abc.scope" and m.slice == "machine.slice"
+    assert m.paths() == {"": f"{host.root}/machine.slice/libpod-abc.scope"}
+    m2 = cgroups.load_manager(jsonfast.loads(jsonfast.dumps(m.save())))
+    assert isinstance(m2, Systemd) and m2.unit == m.unit and m2.paths() == m.paths()
+    with pytest.raises(ValueError, match="cgroup.systemd"):
+        cgroups.load_manager(dict(m.save(), systemd={"unit": 3}))
+    with pytest.raises(CgroupError, match="rootless"):
+        cgroups.new_manager("id", "", systemd=True, rootless=True, host=host)
