@@ -320,19 +320,13 @@ def unit_properties(resources, version):
 
 def cpuset_mask(spec):
     """A cpuset list ("0-2,4") as systemd's byte mask (bit n of byte n // 8)."""
-    cpus = set()
-    for part in spec.split(","):
-        part = part.strip()
-        if not part:
-            continue
-        lo, _, hi = part.partition("-")
-        try:
-            first, last = int(lo), int(hi or lo)
-        except ValueError:
-            raise CgroupError(f"invalid cpuset {spec!r}") from None
-        if first > last or first < 0:
-            raise CgroupError(f"invalid cpuset {spec!r}")
-        cpus.update(range(first, last + 1))
+    from ..errors import Error
+    from ..sched import parse_cpus
+
+    try:
+        cpus = parse_cpus(spec)
+    except Error:
+        raise CgroupError(f"invalid cpuset {spec!r}") from None
     mask = bytearray((max(cpus) // 8 + 1) if cpus else 0)
     for c in cpus:
         mask[c // 8] |= 1 << (c % 8)

@@ -639,3 +639,10 @@ def test_systemd_manager_paths_and_saved_state(tmp_path, monkeypatch):
         cgroups.load_manager(dict(m.save(), systemd={"unit": 3}))
     with pytest.raises(CgroupError, match="rootless"):
         cgroups.new_manager("id", "", systemd=True, rootless=True, host=host)
+
+
+def test_features_report_the_cgroup_drivers():
+    from runtime import features
+
+    assert features.features()["linux"]["cgroup"] == {
+        "v1": True, "v2": True, "systemd": True, "systemdUser": False, "rdma": True}
