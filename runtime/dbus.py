@@ -22,7 +22,7 @@ from .errors import Error
 
 SYSTEM_BUS = "/run/dbus/system_bus_socket"
 
-#: Seconds without a reply after which the peer is poked (``Connection._poke``).
+#: Seconds without a reply after which the peer is poked with a one-way Ping.
 #: Seen with systemd 252 on its private socket: when it is busy (stopping the unit
 #: of a container that has just exited) as a client connects, the BEGIN of the
 #: authentication and the first call can reach it in one read, and it leaves that
@@ -302,20 +302,17 @@ class Connection:
              timeout=None):
         """Call a method and return its reply's body (a list); an error reply raises
         DBusError with the error's name and message."""
-        self.serial += 1
-        serial = self.serial
-        fields = {PATH: path, INTERFACE: interface, MEMBER: member}
-        if destination:
-            fields[DESTINATION] = destination
-        msg = Message(METHOD_CALL, 0, serial, fields, None)
-        self._send(msg.encode(signature, args))
+        serial = self._send_call(destination, path, interface, member, signature, args)
         deadline = time.monotonic() + (timeout or self.timeout)
-        poke = time.monotonic() + POKE_AFTER
+        what = f"the reply to {member}"
         while True:
-            m = self._receive(min(deadline, poke), f"the reply to {member}", deadline)
+            m = self._receive(min(deadline, time.monotonic() + POKE_AFTER), what)
             if m is None:
-                self._poke()
-                poke = time.monotonic() + POKE_AFTER
+                if time.monotonic() >= deadline:
+                    raise DBusError(f"D-Bus: timed out waiting for {what}")
+                # a one-way Ping: new data makes the peer read again (see POKE_AFTER)
+                self._send_call("", "/", "org.freedesktop.DBus.Peer", "Ping",
+                                flags=NO_REPLY_EXPECTED)
                 continue
             if m.type in (METHOD_RETURN, ERROR) and m.fields.get(REPLY_SERIAL) == serial:
                 if m.type == ERROR:
@@ -334,6 +331,8 @@ class Connection:
                 return self.pending_signals.pop(i)
         while True:
             m = self._receive(deadline, what)
+            if m is None:
+                raise DBusError(f"D-Bus: timed out waiting for {what}")
             if m.type == SIGNAL:
                 if match(m):
                     return m
@@ -351,16 +350,19 @@ class Connection:
                 raise DBusError(f"D-Bus: send: {os.strerror(e.errno)}") from None
             view = view[n:]
 
-    def _poke(self):
-        """A Peer.Ping that wants no reply: new data on the socket makes the peer
-        read again (see POKE_AFTER)."""
+    def _send_call(self, destination, path, interface, member, signature="", args=(),
+                   flags=0):
+        """Send a method call; returns its serial."""
         self.serial += 1
-        msg = Message(METHOD_CALL, NO_REPLY_EXPECTED, self.serial,
-                      {PATH: "/", INTERFACE: "org.freedesktop.DBus.Peer", MEMBER: "Ping"}, None)
-        self._send(msg.encode())
+        fields = {PATH: path, INTERFACE: interface, MEMBER: member}
+        if destination:
+            fields[DESTINATION] = destination
+        self._send(Message(METHOD_CALL, flags, self.serial, fields, None).encode(signature, args))
+        return self.serial
 
-    def _receive(self, deadline, what, final=None):
-        """The next message; None when ``deadline`` passes before ``final``."""
+    def _receive(self, deadline, what):
+        """The next message, or None once ``deadline`` passes (``what`` names it
+        in the error if the peer closes the connection)."""
         while True:
             got = _decode(self.buf)
             if got is not None:
@@ -369,9 +371,7 @@ class Connection:
                 return msg
             left = deadline - time.monotonic()
             if left <= 0:
-                if final is not None and time.monotonic() < final:
-                    return None
-                raise DBusError(f"D-Bus: timed out waiting for {what}")
+                return None
             ready, _, _ = select.select([self.sock], [], [], left)
             if not ready:
                 continue

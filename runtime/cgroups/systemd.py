@@ -5,14 +5,14 @@ cgroupsPath is ``slice:prefix:name``: the unit is ``prefix-name.scope`` (or ``na
 itself when it ends in ``.slice``) in ``slice`` (system.slice when empty), and its
 cgroup is the slice's path (``a-b.slice`` is ``/a.slice/a-b.slice``) joined with the
 unit name.  ``apply`` asks systemd over D-Bus to start the unit with the pid in it
-(StartTransientUnit, Delegate=yes, accounting on) and waits for
-its job; then the cgroupfs manager of that path joins the controllers systemd does
-not manage (v1).  ``set`` and ``update`` give systemd the resources it knows as unit
-properties (SetUnitProperties: a later reload of systemd then keeps them), then the
-cgroupfs manager writes every resource to the files, as for any container.  ``destroy`` stops the unit (systemd
-kills what is left and removes its cgroup), resets it if it failed, and removes what
-the cgroupfs manager made.  Everything else (freeze, pids, stats, events) is the
-cgroupfs manager's.
+(StartTransientUnit, Delegate=yes, accounting on) and waits for its job; then the
+cgroupfs manager of that path joins the controllers systemd does not manage (v1).
+``set`` and ``update`` give systemd the resources it knows as unit properties
+(SetUnitProperties: a later reload of systemd then keeps them), then the cgroupfs
+manager writes every resource to the files, as for any container.  ``destroy``
+stops the unit (systemd kills what is left and removes its cgroup), resets it if it
+failed, and removes what the cgroupfs manager made.  Everything else (paths, freeze,
+pids, stats, events) is the cgroupfs manager's.
 
 systemd is reached on its private socket (/run/systemd/private, root only), else on
 the system bus; runc tries them the other way round, which finds the same manager.
@@ -21,7 +21,7 @@ the system bus; runc tries them the other way round, which finds the same manage
 import os
 import time
 
-from . import CgroupError, Manager, parse_systemd_path
+from . import CgroupError, parse_systemd_path
 
 PRIVATE_SOCKET = "/run/systemd/private"
 SYSTEMD = "org.freedesktop.systemd1"
@@ -65,19 +65,22 @@ def cgroup_path(cgroups_path, container_id):
     return slice_, unit, expand_slice(slice_).rstrip("/") + "/" + unit
 
 
-class Systemd(Manager):
-    """A transient systemd unit around a cgroupfs manager (``inner``)."""
-
-    def __init__(self, unit, slice_, inner):
-        super().__init__(root=inner.root, rootless=inner.rootless, explicit=True)
-        self.unit = unit
-        self.slice = slice_
-        self.inner = inner
-        self.version = inner.version
-        self._bus = None
+class Systemd:
+    """A transient systemd unit around a cgroupfs manager (``inner``).  It is a
+    ``Manager``: what it does not define here (paths, freeze, pids, stats, created,
+    warnings...) is the cgroupfs manager's."""
 
     # systemd starts a scope only with a process in it: the stage-1 goes in at apply
     apply_early = True
+
+    def __init__(self, unit, slice_, inner):
+        self.unit = unit
+        self.slice = slice_
+        self.inner = inner
+        self._bus = None
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
 
     @classmethod
     def load(cls, saved, inner):
@@ -88,30 +91,6 @@ class Systemd(Manager):
         saved["systemd"] = {"unit": self.unit, "slice": self.slice}
         return saved
 
-    def paths(self):
-        return self.inner.paths()
-
-    def procs_dir(self):
-        return self.inner.procs_dir()
-
-    @property
-    def created(self):
-        return self.inner.created if hasattr(self, "inner") else []
-
-    @created.setter
-    def created(self, value):
-        if hasattr(self, "inner"):
-            self.inner.created = list(value)
-
-    @property
-    def warnings(self):
-        return self.inner.warnings if hasattr(self, "inner") else []
-
-    @warnings.setter
-    def warnings(self, value):
-        if hasattr(self, "inner"):
-            self.inner.warnings = value
-
     # -- D-Bus ---------------------------------------------------------------------
 
     def _connect(self):
@@ -119,32 +98,34 @@ class Systemd(Manager):
             from .. import dbus
 
             if os.geteuid() == 0 and os.path.exists(PRIVATE_SOCKET):
-                self._bus = dbus.Connection(PRIVATE_SOCKET, bus=False, timeout=JOB_TIMEOUT)
+                bus = dbus.Connection(PRIVATE_SOCKET, bus=False, timeout=JOB_TIMEOUT)
             else:
-                self._bus = dbus.Connection(dbus.SYSTEM_BUS, bus=True, timeout=JOB_TIMEOUT)
-            # systemd sends JobRemoved only to subscribed clients
-            self._call("Subscribe")
+                bus = dbus.Connection(dbus.SYSTEM_BUS, bus=True, timeout=JOB_TIMEOUT)
+            try:
+                # systemd sends JobRemoved only to subscribed clients
+                bus.call(SYSTEMD, MANAGER_PATH, MANAGER, "Subscribe")
+            except BaseException:
+                bus.close()
+                raise
+            self._bus = bus
         return self._bus
 
     def _call(self, member, signature="", *args):
-        bus = self._bus or self._connect()
-        return bus.call(SYSTEMD, MANAGER_PATH, MANAGER, member, signature, args)
+        return self._connect().call(SYSTEMD, MANAGER_PATH, MANAGER, member, signature, args)
 
     def _run_job(self, member, signature, args, what):
         """Call a method that queues a job and wait for the job's end; returns its
         result ("done" when it succeeded)."""
-        from ..dbus import SIGNAL
+        from ..dbus import MEMBER, SIGNAL
 
-        bus = self._connect()
         deadline = time.monotonic() + JOB_TIMEOUT
-        job = bus.call(SYSTEMD, MANAGER_PATH, MANAGER, member, signature, args)[0]
+        job = self._call(member, signature, *args)[0]
 
         def removed(m):
-            return (m.type == SIGNAL and m.fields.get(3) == "JobRemoved"
+            return (m.type == SIGNAL and m.fields.get(MEMBER) == "JobRemoved"
                     and len(m.body) == 4 and m.body[1] == job)
 
-        msg = bus.wait_signal(removed, deadline, what)
-        return msg.body[3]
+        return self._bus.wait_signal(removed, deadline, what).body[3]
 
     def close(self):
         if self._bus is not None:
@@ -173,18 +154,20 @@ class Systemd(Manager):
                      "IOAccounting" if self.version == 2 else "BlockIOAccounting"):
             props.append((name, Variant("b", True)))
         props.append(("DefaultDependencies", Variant("b", False)))
-        what = f"systemd to create {self.unit}"
+        def start():
+            return self._run_job("StartTransientUnit", "ssa(sv)a(sa(sv))",
+                                 (self.unit, "replace", props, []),
+                                 f"systemd to create {self.unit}")
+
         try:
             try:
-                result = self._run_job("StartTransientUnit", "ssa(sv)a(sa(sv))",
-                                       (self.unit, "replace", props, []), what)
+                result = start()
             except DBusError as e:
                 if e.name != "org.freedesktop.systemd1.UnitExists":
                     raise
                 # a failed unit of an earlier container with this name: reset, retry
                 self._reset_failed()
-                result = self._run_job("StartTransientUnit", "ssa(sv)a(sa(sv))",
-                                       (self.unit, "replace", props, []), what)
+                result = start()
         except DBusError as e:
             if e.name == "org.freedesktop.systemd1.UnitExists":
                 raise CgroupError(f"systemd unit {self.unit} already exists (cgroupsPath "
@@ -235,38 +218,6 @@ class Systemd(Manager):
         self._reset_failed()
         self.close()
         self.inner.destroy()
-
-    def join(self, pid):
-        self.inner.join(pid)
-
-    # -- the rest is the cgroupfs manager's ---------------------------------------------
-
-    def exists(self):
-        return self.inner.exists()
-
-    def freeze(self):
-        self.inner.freeze()
-
-    def thaw(self):
-        self.inner.thaw()
-
-    def frozen(self):
-        return self.inner.frozen()
-
-    def pids(self):
-        return self.inner.pids()
-
-    def signal_all(self, sig):
-        self.inner.signal_all(sig)
-
-    def stats(self):
-        return self.inner.stats()
-
-    def oom_events(self):
-        return self.inner.oom_events()
-
-    def oom_kill_count(self):
-        return self.inner.oom_kill_count()
 
 
 def unit_properties(resources, version):

@@ -16,8 +16,6 @@ import pytest
 
 from support import Background, assert_nothing_left, run
 
-pytestmark = pytest.mark.integration
-
 
 def _apparmor_enabled():
     try:
