@@ -25,15 +25,26 @@ SETS = ("bounding", "effective", "inheritable", "permitted", "ambient")
 _last = None
 
 
+def _known(cap):
+    try:
+        linux.prctl(linux.PR_CAPBSET_READ, cap)
+    except SysError:
+        return False     # EINVAL: beyond what this kernel knows
+    return True
+
+
 def last_cap():
-    """The highest capability this kernel knows."""
+    """The highest capability this kernel knows, asked of the kernel itself
+    (PR_CAPBSET_READ), not read from /proc/sys/kernel/cap_last_cap, a file the
+    container's init reads after its mounts are made."""
     global _last
     if _last is None:
-        try:
-            with open("/proc/sys/kernel/cap_last_cap") as f:
-                _last = int(f.read())
-        except OSError:
-            _last = linux.CAP_LAST_CAP
+        top = min(linux.CAP_LAST_CAP, 63)
+        while top < 63 and _known(top + 1):
+            top += 1
+        while top > 0 and not _known(top):
+            top -= 1
+        _last = top
     return _last
 
 

@@ -201,7 +201,7 @@ def main(argv=None):
     (a few ms per command), with every fd closed by the kernel anyway."""
     if argv is not None:
         return run(argv)
-    code = run(sys.argv[1:])
+    code = run(sys.argv[1:], program=True)
     try:
         sys.stdout.flush()
         sys.stderr.flush()
@@ -210,7 +210,11 @@ def main(argv=None):
     os._exit(code)
 
 
-def run(argv):
+#: the commands whose processes enter a container's namespaces
+ENTERING = ("create", "run", "exec")
+
+
+def run(argv, program=False):
     from .log import configure, log
 
     try:
@@ -243,6 +247,10 @@ def run(argv):
             sys.stdout.write(usage(cmd))
             return 0
         values, args = parse_flags(flags, argv, interspersed=cmd not in ("exec", "ps"))
+        if program and cmd in ENTERING:
+            from . import linux
+
+            linux.reexec_sealed(sys.orig_argv)
         if len(args) < lo or (hi is not None and len(args) > hi):
             if lo == hi:
                 want = f"exactly {lo}"

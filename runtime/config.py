@@ -193,9 +193,35 @@ def _mapping_ranges(mappings, path):
                 yield path + (i, key), f"{key} + size must not exceed 4294967296"
 
 
+#: the files under /proc a mount may cover (those lxcfs emulates), as runc allows
+PROC_MOUNT_ALLOWED = frozenset((
+    "/proc/cpuinfo", "/proc/diskstats", "/proc/meminfo", "/proc/stat", "/proc/swaps",
+    "/proc/uptime", "/proc/loadavg", "/proc/slabinfo", "/proc/net/dev",
+    "/proc/sys/kernel/ns_last_pid", "/proc/sys/crypto/fips_enabled"))
+
+
+def proc_mount_refusal(dest, fstype, source_is_proc=None):
+    """Why a mount at ``dest`` (normalized, absolute in the container) may not be
+    made, or None.  Nothing may cover a file of the container's /proc except the
+    few above: a file holding "0" over /proc/sys/kernel/cap_last_cap, say, would
+    lie to the runtime and to every tool inside.  /proc itself takes a proc mount,
+    or a bind of a procfs (``source_is_proc``, known only where the mount is made)."""
+    if dest == "/proc":
+        if fstype == "proc" or source_is_proc is not False:
+            return None
+        return f'"{dest}" cannot be mounted because it is not of type proc'
+    if dest.startswith("/proc/") and dest not in PROC_MOUNT_ALLOWED:
+        return f'"{dest}" cannot be mounted because it is inside /proc'
+    return None
+
+
 def _mounts(config, linux, namespaces):
     for i, m in enumerate(config.get("mounts", ())):
         options = m.get("options", ())
+        refusal = proc_mount_refusal(os.path.normpath("/" + m["destination"].lstrip("/")),
+                                     m.get("type"))
+        if refusal:
+            yield ("mounts", i, "destination"), refusal
         if ("bind" in options or "rbind" in options) and not m.get("source"):
             yield ("mounts", i, "source"), "is required for a bind mount"
         idmap = "idmap" in options or "ridmap" in options

@@ -330,14 +330,8 @@ def _sysctl_namespace(key):
 def write_pid_file(path, pid):
     """The decimal pid, no newline, written atomically (as runc does)."""
     path = os.path.abspath(path)
-    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.{os.getpid()}")
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
-        try:
-            os.write(fd, str(pid).encode())
-        finally:
-            os.close(fd)
-        os.rename(tmp, path)
+        st.write_atomic(path, str(pid), 0o644)
     except OSError as e:
         raise SysError("write pid file", e.errno, path) from None
 

@@ -76,12 +76,14 @@ class Channel:
 
     def send(self, kind, fds=(), **fields):
         fields["type"] = kind
-        data = jsonfast.dumps(fields).encode()
-        while len(data) > _PACKET:
-            self.sock.sendmsg([b"+", data[:_PACKET]])
-            data = data[_PACKET:]
+        data = memoryview(jsonfast.dumps(fields).encode())
+        # views, not copies: slicing the bytes made a large message quadratic
+        off = 0
+        while len(data) - off > _PACKET:
+            self.sock.sendmsg([b"+", data[off:off + _PACKET]])
+            off += _PACKET
         anc = [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, struct.pack(f"{len(fds)}i", *fds))] if fds else []
-        self.sock.sendmsg([data], anc)
+        self.sock.sendmsg([data[off:]], anc)
 
     def recv(self, expect):
         """The next message, which must be of kind ``expect``; "log" messages are
@@ -168,20 +170,23 @@ def mark(log, who, what):
 
 
 # -- parent -------------------------------------------------------------------------
-def cgroup_resources(lin):
-    """linux.resources as the cgroup gets it: when the config restricts devices,
-    its rules, then an allow rule for each linux.devices node, then runc's default
-    allow list (null, zero, full, tty, random, urandom, console, ptmx, pts, tun)."""
+def cgroup_resources(lin, rootless=False):
+    """linux.resources as the cgroup gets it.  Devices, as runc: from "deny all",
+    the config's rules (none: nothing more is allowed), then an allow rule for each
+    linux.devices node, then runc's default allow list (null, zero, full, tty,
+    random, urandom, ptmx, pts, tun).  A rootless container whose config has no
+    device rules gets none (as runc: it may have no devices cgroup to write)."""
     from . import cgroups
 
     resources = dict(lin.get("resources") or {})
-    if resources.get("devices"):
-        rules = list(resources["devices"])
-        for dev in lin.get("devices") or ():
-            if dev["type"] in ("c", "b", "u"):
-                rules.append({"allow": True, "type": "c" if dev["type"] == "u" else dev["type"],
-                              "major": dev["major"], "minor": dev["minor"], "access": "rwm"})
-        resources["devices"] = rules + cgroups.default_device_rules()
+    if rootless and not resources.get("devices"):
+        return resources
+    rules = [{"allow": False, "access": "rwm"}] + list(resources.get("devices") or ())
+    for dev in lin.get("devices") or ():
+        if dev["type"] in ("c", "b", "u"):
+            rules.append({"allow": True, "type": "c" if dev["type"] == "u" else dev["type"],
+                          "major": dev["major"], "minor": dev["minor"], "access": "rwm"})
+    resources["devices"] = rules + cgroups.default_device_rules()
     return resources
 
 class Parent:
@@ -247,7 +252,7 @@ class Parent:
             # Limits bite from here, on the container's own processes, not on the
             # setup (as runc does): a pids.limit of 0 or a tight memory limit must
             # not make the init's work fail.
-            resources = cgroup_resources(job.linux)
+            resources = cgroup_resources(job.linux, self.cgroup is not None and self.cgroup.rootless)
             if self.cgroup is not None and resources:
                 self.cgroup.set(resources)
                 for w in self.cgroup.warnings:

@@ -12,6 +12,7 @@ import os
 import stat
 
 from . import linux
+from .config import proc_mount_refusal
 from .errors import Error, SysError
 
 _L = linux
@@ -255,6 +256,7 @@ class Rootfs:
             return self._bind(m)
         dest = make_path(self.root_fd, m.destination, True)
         try:
+            self._check_inside_proc(m, dest)
             old = None
             if "tmpcopyup" in m.extra:
                 old = os.open(fd_path(dest), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -303,6 +305,19 @@ class Rootfs:
         finally:
             os.close(top)
 
+    def _check_inside_proc(self, m, dest, source_is_proc=None):
+        """config.proc_mount_refusal, on where ``dest`` really is: a destination
+        may reach the container's /proc through symlinks of the rootfs."""
+        where = os.readlink(fd_path(dest))
+        root = os.readlink(fd_path(self.root_fd))
+        if where != root and not where.startswith(root.rstrip("/") + "/"):
+            return
+        inside = "/" + where[len(root):].lstrip("/")
+        refusal = proc_mount_refusal(inside, m.type, source_is_proc)
+        if refusal:
+            raise Error(f"mounts[{m.index}].destination: {refusal}"
+                        + (f" (reached through {m.destination})" if inside != m.destination else ""))
+
     def _check_proc_dest(self, dest, m):
         """proc and sysfs only on a real directory (no symlink games with /proc)."""
         st = os.stat(fd_path(dest))
@@ -326,6 +341,7 @@ class Rootfs:
         try:
             dest = make_path(self.root_fd, m.destination, stat.S_ISDIR(src_st.st_mode))
             try:
+                self._check_inside_proc(m, dest, m.destination == "/proc" and _fstype(m.source) == "proc")
                 linux.move_mount(tree, "", dest, "",
                                  _L.MOVE_MOUNT_F_EMPTY_PATH | _L.MOVE_MOUNT_T_EMPTY_PATH,
                                  what=m.what())
@@ -361,20 +377,18 @@ class Rootfs:
         root when it has one, else a bind of its cgroup directory."""
         ro = m.flags & _L.MS_RDONLY
         flags = m.flags & ~_L.MS_RDONLY
-        if _host_cgroup2():
-            dest = make_path(self.root_fd, m.destination, True)
-            try:
-                if self.cgroupns:
-                    linux.mount("cgroup2", fd_path(dest), "cgroup2", m.flags, what=m.what())
-                else:
-                    path = self.cgroup_paths.get("") or _own_cgroup2()
-                    self._bind_ro(path, dest, m.flags, m.what())
-            finally:
-                os.close(dest)
-            return
         dest = make_path(self.root_fd, m.destination, True)
         try:
-            linux.mount("tmpfs", fd_path(dest), "tmpfs", flags, "mode=755", what=m.what())
+            self._check_inside_proc(m, dest)
+            if not _host_cgroup2():
+                linux.mount("tmpfs", fd_path(dest), "tmpfs", flags, "mode=755", what=m.what())
+            elif self.cgroupns:
+                linux.mount("cgroup2", fd_path(dest), "cgroup2", m.flags, what=m.what())
+                return
+            else:
+                path = self.cgroup_paths.get("") or _own_cgroup2()
+                self._bind_ro(path, dest, m.flags, m.what())
+                return
         finally:
             os.close(dest)
         own = _own_cgroups_v1()
@@ -566,6 +580,20 @@ def _mountinfo():
             fields = line.split(" ")
             sep = fields.index("-")
             yield fields, fields[sep + 1], fields[sep + 3] if len(fields) > sep + 3 else ""
+
+
+def _fstype(path):
+    """The filesystem type of the mount ``path`` is on (its mnt_id in mountinfo)."""
+    fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+    try:
+        with open(f"/proc/self/fdinfo/{fd}") as f:
+            mnt_id = next((line.split()[1] for line in f if line.startswith("mnt_id:")), None)
+    finally:
+        os.close(fd)
+    for fields, fstype, _ in _mountinfo():
+        if fields[0] == mnt_id:
+            return fstype
+    return None
 
 
 def _unescape(path):

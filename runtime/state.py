@@ -69,10 +69,10 @@ class Container:
         return os.path.join(self.dir, name)
 
     def save(self):
-        _write_atomic(self.dirfd, "state.json", jsonfast.dumps(self.state))
+        write_atomic("state.json", jsonfast.dumps(self.state), dir_fd=self.dirfd)
 
     def save_config(self, config):
-        _write_atomic(self.dirfd, "config.json", jsonfast.dumps(config))
+        write_atomic("config.json", jsonfast.dumps(config), dir_fd=self.dirfd)
 
     def config(self):
         try:
@@ -122,11 +122,18 @@ class Container:
         runtime's Python running startContainer hooks).  A start killed after the
         helper went on but before it unlinked exec.fifo leaves the fifo behind a
         running program."""
+        exe = f"/proc/{self.state['pid']}/exe"
         try:
-            exe = os.readlink(f"/proc/{self.state['pid']}/exe")
+            # stat, then readlink: an exec of the helper between the two reads as
+            # the helper, never as something else
+            theirs = os.stat(exe)
+            if os.readlink(exe).startswith("/memfd:runtime-"):
+                return True
+            mine = os.stat(sys.executable)
         except OSError:
             return True  # not ours to inspect (rootless, non-dumpable): trust the fifo
-        return exe.startswith("/memfd:runtime-init") or exe == os.path.realpath(sys.executable)
+        # the runtime's interpreter (seen through a read-only view of it)
+        return (mine.st_dev, mine.st_ino) == (theirs.st_dev, theirs.st_ino)
 
     def oci_state(self, status):
         """The state as runtime.md defines it (plus runc's rootfs, created, owner)."""
@@ -180,14 +187,34 @@ def _text(value):
     return value if isinstance(value, str) else ""
 
 
-def _write_atomic(dirfd, name, text):
-    tmp = f".{name}.{os.getpid()}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600, dir_fd=dirfd)
+def write_atomic(name, text, mode=0o600, dir_fd=None):
+    """Write a file whole or not at all: a new temporary file beside it, renamed over
+    it.  The temporary name is unpredictable and made with O_EXCL | O_NOFOLLOW, so
+    in a directory others can write, a file or symlink planted there is never
+    written through; the rename replaces a symlink at ``name`` itself."""
+    base, leaf = os.path.split(name)
+    for _ in range(16):
+        tmp = os.path.join(base, f".{leaf}.{os.urandom(6).hex()}")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                         mode, dir_fd=dir_fd)
+            break
+        except FileExistsError:
+            continue
+    else:
+        raise FileExistsError(errno.EEXIST, "no free temporary name", name)
     try:
-        os.write(fd, text.encode())
-    finally:
-        os.close(fd)
-    os.rename(tmp, name, src_dir_fd=dirfd, dst_dir_fd=dirfd)
+        try:
+            os.write(fd, text.encode())
+        finally:
+            os.close(fd)
+        os.rename(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+    except BaseException:
+        try:
+            os.unlink(tmp, dir_fd=dir_fd)
+        except OSError:
+            pass
+        raise
 
 
 def _locked_elsewhere(dirfd):

@@ -42,7 +42,7 @@ def _applets():
 
 
 def make_rootfs(root):
-    """A busybox root filesystem; busybox is hard-linked where it can be."""
+    """A busybox root filesystem with a private copy of busybox."""
     if not os.path.exists(BUSYBOX):
         raise SystemExit(f"{BUSYBOX} not found: apt-get install busybox-static")
     for d in ("bin", "sbin", "usr/bin", "usr/sbin", "etc", "proc", "sys", "dev", "tmp",
@@ -51,10 +51,9 @@ def make_rootfs(root):
     os.chmod(os.path.join(root, "tmp"), 0o1777)
     target = os.path.join(root, "bin/busybox")
     if not os.path.exists(target):
-        try:
-            os.link(BUSYBOX, target)
-        except OSError:
-            shutil.copy2(BUSYBOX, target)
+        # a copy, never a hard link: a container may write its rootfs, and a link
+        # would make the host's busybox one of its files
+        shutil.copy2(BUSYBOX, target)
     for applet in _applets():
         link = os.path.join(root, applet.lstrip("/"))
         if applet == "bin/busybox" or os.path.lexists(link):

@@ -288,11 +288,11 @@ def load_manager(saved):
 def default_device_rules():
     """runc's default device allow list (linux.resources.devices entries), to be
     appended after the config's own rules: mknod of any node, the standard nodes,
-    ptys and tun.  /dev/console (5:1) is allowed too, as crun does, since a
-    container with a terminal has its pty bind-mounted there."""
+    ptys and tun.  Not the host's /dev/console (5:1): a container with a terminal
+    has its own pty (136:N) bind-mounted there, which the pts rule allows."""
     rules = [{"allow": True, "type": "c", "access": "m"},
              {"allow": True, "type": "b", "access": "m"}]
-    for major, minor in ((1, 3), (1, 8), (1, 7), (5, 0), (1, 5), (1, 9), (5, 1),
+    for major, minor in ((1, 3), (1, 8), (1, 7), (5, 0), (1, 5), (1, 9),
                          (136, None), (5, 2), (10, 200)):
         rule = {"allow": True, "type": "c", "major": major, "access": "rwm"}
         if minor is not None:

@@ -181,3 +181,69 @@ def bpf(cmd, attr, what="bpf"):
     the kernel's writes into it are visible to the caller."""
     buf = ffi.from_buffer(attr)
     return _check(lib.rt_bpf(cmd, buf, len(attr)), what)
+
+
+#: set in the environment of the re-executed interpreter (and removed at once): the
+#: guard against re-executing in a loop where the view's read-only flag is not seen
+_SEALED_ENV = "_RUNTIME_SEALED_EXE"
+
+
+def exe_is_sealed(pid="self"):
+    """Whether /proc/PID/exe cannot be reopened for writing: a memfd (sealed by
+    whoever made it) or a file on a read-only mount."""
+    try:
+        if os.readlink(f"/proc/{pid}/exe").startswith("/memfd:"):
+            return True
+        return bool(os.statvfs(f"/proc/{pid}/exe").f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
+def reexec_sealed(argv):
+    """Replace this process with the same interpreter and ``argv`` (sys.orig_argv),
+    executed through a view of its binary that cannot be written: a detached
+    read-only bind mount of it (open_tree + mount_setattr; no copy, no mount in any
+    namespace), else a sealed memfd copy (runc's way, for kernels or users that
+    cannot make the mount).  Afterwards /proc/<pid>/exe of this process and of every
+    fork of it (the processes that enter a container) leads to no writable host
+    binary (the CVE-2019-5736 class), whatever capabilities a container holds.
+    Returns without exec'ing only when already sealed."""
+    if os.environ.pop(_SEALED_ENV, None) is not None or exe_is_sealed():
+        return
+    binary = os.path.realpath("/proc/self/exe")
+    try:
+        fd = open_tree(AT_FDCWD, binary, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC)
+        try:
+            mount_setattr(fd, "", AT_EMPTY_PATH,
+                          attr_set=MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV)
+        except SysError:
+            os.close(fd)
+            raise
+    except SysError:
+        fd = _memfd_copy(binary)
+    os.environ[_SEALED_ENV] = "1"
+    try:
+        os.execve(fd, argv, os.environ)
+    except OSError as e:
+        raise SysError("re-exec the interpreter", e.errno, binary) from None
+
+
+def _memfd_copy(binary):
+    import fcntl
+
+    fd = os.memfd_create("runtime-python", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+    try:
+        with open(binary, "rb") as src:
+            size = os.fstat(src.fileno()).st_size
+            done = 0
+            while done < size:
+                n = os.sendfile(fd, src.fileno(), done, size - done)
+                if n == 0:
+                    break
+                done += n
+        fcntl.fcntl(fd, fcntl.F_ADD_SEALS, fcntl.F_SEAL_SEAL | fcntl.F_SEAL_SHRINK |
+                    fcntl.F_SEAL_GROW | fcntl.F_SEAL_WRITE)
+    except OSError as e:
+        os.close(fd)
+        raise SysError("copy the interpreter into a sealed memfd", e.errno, binary) from None
+    return fd

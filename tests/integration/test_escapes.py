@@ -28,7 +28,7 @@ import threading
 
 import pytest
 
-from support import (REPO, RUNTIME, Background, assert_nothing_left, output, parse_mountinfo,
+from support import (REPO, RUNTIME, Background, Runtime, assert_nothing_left, output, parse_mountinfo,
                       run, sections, wait_for)
 
 pytestmark = pytest.mark.integration
@@ -188,6 +188,87 @@ def test_init_joining_a_pid_namespace_is_not_reachable(runtime, make_bundle, pro
             or f.startswith("FOREIGN-EXE") and f.split()[2] not in ("/bin/busybox", "/probe")
             or f.startswith("FOREIGN-DIR") and f.endswith(HOST_ROOT)]
     assert host == [], f"{len(host)} ways to the host: {host[:4]}"
+
+
+@pytest.fixture(scope="module")
+def own_interpreter(tmp_path_factory):
+    """A runtime whose interpreter is a private copy of the host's (a venv made with
+    --copies): once the runtime has exited nothing executes that copy, so an attacker
+    holding it can really reopen it for writing, where the shared interpreter would
+    answer ETXTBSY for as long as any Python on the host runs."""
+    venv = tmp_path_factory.mktemp("own-python") / "venv"
+    subprocess.run(["/usr/bin/python3", "-m", "venv", "--copies", "--without-pip", str(venv)],
+                   check=True)
+    python = venv / "bin" / "python3"
+    assert not os.path.islink(python)
+    site = subprocess.run([sys.executable, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                          check=True, capture_output=True, text=True).stdout.strip()
+    main = venv / "bin" / "runtime-main.py"
+    main.write_text(f"import sys\nsys.path[:0] = [{REPO!r}, {site!r}]\n"
+                    "from runtime.cli import main\nmain()\n")
+    launcher = venv / "bin" / "runtime"
+    launcher.write_text(f'#!/bin/sh\nexec {python} -I {main} "$@"\n')
+    launcher.chmod(0o755)
+    return str(python), str(launcher)
+
+
+@pytest.mark.parametrize("how", ["exec", "create-joining-its-pid-ns"])
+@pytest.mark.parametrize("guard", [True, False], ids=["sealed", "unsealed-control"])
+def test_interpreter_cannot_be_hijacked_with_cap_sys_ptrace(runtime, make_bundle, probe, tmp_path,
+                                                           own_interpreter, guard, how):
+    """CVE-2019-5736 through the runtime's own interpreter: a container granted
+    CAP_SYS_PTRACE holds /proc/<pid>/exe of the Python processes the runtime runs
+    in its pid namespace (those of `exec`, and the init of a container that joins
+    that namespace while it is built), then, once no runtime runs, reopens each for
+    writing.  The control (the re-exec through a read-only view switched off) shows
+    that the attack does reach the interpreter without it."""
+    python, launcher = own_interpreter
+    bundle = prepare(make_bundle(), probe)
+    caps = bundle.config["process"]["capabilities"]
+    for kind in ("bounding", "effective", "permitted"):
+        caps[kind] = sorted(set(caps.get(kind, [])) | {"CAP_SYS_PTRACE"})
+    bundle.args("/probe", "hijack", "/tmp/stop", "/tmp/ready")
+    tmp = os.path.join(bundle.rootfs, "tmp")
+    attacker = Background(runtime, bundle, tmp_path)
+    try:
+        wait_for(lambda: os.path.exists(os.path.join(tmp, "ready")), what="the attacker")
+        own = Runtime(runtime.root, binary=launcher)
+        env = dict(os.environ)
+        if not guard:
+            env["_RUNTIME_SEALED_EXE"] = "1"    # what a runtime without the guard does
+        joiner = make_bundle()
+        joiner.config["linux"]["namespaces"] = [
+            ns if ns["type"] != "pid" else {"type": "pid", "path": f"/proc/{attacker.pid}/ns/pid"}
+            for ns in joiner.config["linux"]["namespaces"]]
+        joiner.args("true")
+        joiner.write()
+        for i in range(6):
+            if how == "exec":
+                res = own("exec", bundle.id, "true", env=env, check=False)
+            else:
+                joiner.id = f"{bundle.id}-joiner-{i}"
+                joiner.config["linux"]["cgroupsPath"] = bundle.config["linux"]["cgroupsPath"] + f"-j{i}"
+                res = run(own, joiner, env=env, check=False)
+            assert res.returncode == 0, res.stderr
+    finally:
+        with open(os.path.join(tmp, "stop"), "w"):
+            pass
+        attacker.wait(20)
+        runtime("delete", bundle.id)
+    report = attacker.output().splitlines()
+    # what the attacker held of the interpreter (other exes: the joiners' busybox)
+    st = os.stat(python)
+    interpreter = f"{st.st_dev}:{st.st_ino}"
+    held = [line for line in report if line.startswith("HELD") and line.endswith(interpreter)]
+    hijacks = [line for line in report if line.startswith("HIJACK") and interpreter in line]
+    assert held, f"the attacker never saw a runtime process: {report}"
+    won = [line for line in hijacks if line.endswith(" ok")]
+    if guard:
+        assert won == [], f"the container could write the runtime's interpreter: {won}"
+        # the interpreter was reached only through its read-only view
+        assert {h.split()[3] for h in hijacks} == {"EROFS"}, report
+    else:
+        assert won, f"control: the attack did not reach the unguarded interpreter: {report}"
 
 
 F_GET_SEALS = 1034
@@ -607,6 +688,118 @@ def test_device_nodes_of_the_host_cannot_be_opened(runtime, bundle, probe, allow
     assert out == ["open: EPERM", want, want, "mknod: EPERM", "mknod: EPERM"]
 
 
+# -- files the runtime writes where others can write ----------------------------------------
+def test_pid_file_never_writes_through_planted_symlinks(runtime, make_bundle, tmp_path):
+    """A container sharing the directory where a client asks for a pid file plants
+    symlinks to a host file under every temporary name the runtime might use
+    (".<name>.<pid>" for the next few hundred pids) and at the pid file's own name.
+    The host file must keep its contents; the pid file must hold the pid."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o777)                  # not sticky: protected_symlinks does not apply
+    victim = tmp_path / "host-file"
+    victim.write_text("precious\n")
+    with open("/proc/sys/kernel/ns_last_pid") as f:
+        last = int(f.read())
+    attacker = make_bundle()
+    attacker.config["mounts"].append({"destination": "/shared", "type": "bind",
+                                      "source": str(shared), "options": ["rbind", "rw"]})
+    attacker.sh(f"i={last}; while [ $i -lt {last + 400} ]; do "
+                f"ln -s {victim} /shared/.c2.pid.$i; i=$((i + 1)); done; "
+                f"ln -s {victim} /shared/c2.pid; ls -A /shared | wc -l")
+    assert output(runtime, attacker).strip() == "401"
+    target = make_bundle()
+    target.args("true")
+    bg = Background(runtime, target, tmp_path, "--pid-file", str(shared / "c2.pid"), start=False)
+    try:
+        assert victim.read_text() == "precious\n"
+        assert not os.path.islink(shared / "c2.pid")
+        assert (shared / "c2.pid").read_text() == str(bg.pid)
+        planted = [n for n in os.listdir(shared) if n.startswith(".c2.pid.")]
+        assert len(planted) == 400, "the runtime removed or replaced a file it did not make"
+    finally:
+        runtime("delete", "--force", target.id)
+
+
+# -- mounts over /proc: lying to the runtime ------------------------------------------------
+def unquoted(log_line):
+    """The text log quotes msg as logrus does (\\" for ")."""
+    return log_line.replace('\\"', '"')
+
+
+@pytest.mark.parametrize("route", ["direct", "symlink", "dotdot"])
+def test_no_mount_covers_a_file_of_proc(runtime, bundle, tmp_path, route):
+    """A file holding 0 bound over /proc/sys/kernel/cap_last_cap would make the
+    capability drop skip every capability above 0 (the container keeps
+    CAP_SYS_ADMIN and mounts).  Refused before anything runs, whether the
+    destination names /proc or reaches it through a symlink of the rootfs; the
+    container reports its capabilities if the attack ever gets through."""
+    zero = tmp_path / "zero"
+    zero.write_text("0\n")
+    dest = {"direct": "/proc/sys/kernel/cap_last_cap", "symlink": "/lie",
+            "dotdot": "/tmp/../proc//sys/kernel/cap_last_cap"}[route]
+    if route == "symlink":
+        os.symlink("/proc/sys/kernel/cap_last_cap", os.path.join(bundle.rootfs, "lie"))
+    bundle.config["mounts"].append({"destination": dest, "type": "bind", "source": str(zero),
+                                    "options": ["bind", "ro"]})
+    bundle.sh("grep CapEff /proc/self/status; mount -t tmpfs none /mnt && echo MOUNTED")
+    bundle.write()
+    res = runtime("run", "--bundle", bundle.path, bundle.id, check=False)
+    assert "MOUNTED" not in res.stdout and "CapEff" not in res.stdout, res.stdout
+    assert res.returncode != 0
+    index = len(bundle.config["mounts"]) - 1
+    want = (f'mounts[{index}].destination: "/proc/sys/kernel/cap_last_cap" cannot be mounted '
+            "because it is inside /proc")
+    assert want in unquoted(res.stderr), res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert_nothing_left(runtime, bundle)
+
+
+def test_the_files_lxcfs_replaces_may_be_covered(runtime, bundle, tmp_path):
+    """runc's exceptions: /proc/uptime, /proc/meminfo... (lxcfs binds its own)."""
+    fake = tmp_path / "uptime"
+    fake.write_text("12345.67 890.12\n")
+    bundle.config["mounts"].append({"destination": "/proc/uptime", "type": "bind",
+                                    "source": str(fake), "options": ["bind", "ro"]})
+    bundle.sh("cat /proc/uptime")
+    assert output(runtime, bundle) == "12345.67 890.12\n"
+
+
+def test_proc_itself_takes_only_procfs(runtime, bundle, tmp_path):
+    (tmp_path / "fakeproc").mkdir()
+    bundle.config["mounts"] = [m for m in bundle.config["mounts"] if m["destination"] != "/proc"]
+    bundle.config["mounts"].append({"destination": "/proc", "type": "bind",
+                                    "source": str(tmp_path / "fakeproc"), "options": ["rbind"]})
+    bundle.args("true")
+    bundle.write()
+    res = runtime("run", "--bundle", bundle.path, bundle.id, check=False)
+    assert res.returncode != 0
+    assert '"/proc" cannot be mounted because it is not of type proc' in unquoted(res.stderr)
+    assert_nothing_left(runtime, bundle)
+    # a bind of a procfs is a proc mount
+    bundle.config["mounts"][-1]["source"] = "/proc"
+    bundle.sh("test -e /proc/self/status && echo proc")
+    assert output(runtime, bundle) == "proc\n"
+
+
+@pytest.mark.parametrize("rules", ["deny-all", "none"])
+def test_host_console_cannot_be_opened_with_cap_mknod(runtime, bundle, probe, rules):
+    """With CAP_MKNOD (in Docker's and containerd's default sets) a container makes
+    c 5:1 and would open the host's console (then TIOCSCTTY + TIOCSTI to type into
+    it).  The devices cgroup must refuse the open, as runc's, whether the config
+    starts its device rules with "deny all" or has none; /dev/null still opens."""
+    prepare(bundle, probe)
+    caps = bundle.config["process"]["capabilities"]
+    for kind in ("bounding", "effective", "permitted"):
+        caps[kind] = sorted(set(caps.get(kind, [])) | {"CAP_MKNOD"})
+    if rules == "none":
+        bundle.config["linux"].get("resources", {}).pop("devices", None)
+    bundle.sh("/probe mknod /tmp/console c 5 1; /probe open /tmp/console rw;"
+              " /probe open /tmp/console w; /probe mknod /tmp/null c 1 3; /probe open /tmp/null rw")
+    out = output(runtime, bundle).splitlines()
+    assert out == ["mknod: ok", "open: EPERM", "open: EPERM", "mknod: ok", "open: ok"]
+
+
 def test_kernel_modules_mount_and_ptrace_are_denied(runtime, bundle, probe):
     prepare(bundle, probe)
     # what the kernel answers root on the host: a kernel without module support says
@@ -627,3 +820,23 @@ def test_kernel_modules_mount_and_ptrace_are_denied(runtime, bundle, probe):
     assert [line.split()[0] for line in out[5:8]] == ["mount", "bind", "unshare"]
     assert all(line.split()[1] != "0" for line in out[5:8]), out[5:8]
     assert out[8] == "uid=0 euid=0 gid=0 egid=0"     # all that as root of the container
+
+
+# -- a large config: no quadratic step -------------------------------------------------------
+def test_a_100_mb_config_is_created_in_linear_time(runtime, bundle):
+    """100 MB of annotations (they travel to the init and back in the state): the
+    parent/child channel once re-copied the rest of a message for each 32 KiB packet
+    (50 MB took 24 s, 100 MB over 120 s; runc 3.9 s).  A bound, not a timing: linear
+    work finishes in seconds (7.5 s here; runc 6.2 s), the quadratic one not in 60."""
+    bundle.config["annotations"] = {f"key-{i}": f"{i:08d}" * 128 for i in range(100 * 1024)}
+    bundle.args("true")
+    bundle.write()
+    assert os.path.getsize(os.path.join(bundle.path, "config.json")) > 100 << 20
+    try:
+        runtime("create", "--bundle", bundle.path, bundle.id, timeout=60)
+        state = runtime.state(bundle.id)
+        assert state["status"] == "created"
+        assert state["annotations"]["key-102399"] == "00102399" * 128
+        runtime("start", bundle.id, timeout=60)
+    finally:
+        runtime("delete", "--force", bundle.id, timeout=60)

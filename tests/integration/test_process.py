@@ -193,7 +193,8 @@ def test_terminal_with_console_socket(runtime, bundle, console_socket):
     bundle.args("sh")
     with open(os.path.join(bundle.rootfs, "script"), "w") as f:
         f.write("echo BEGIN; stty size; tty; stat -c '%t %F' /dev/console /dev/pts/0;"
-                " for f in 0 1 2; do readlink /proc/$$/fd/$f; done | tr '\\n' ' '; echo; echo END\n")
+                " for f in 0 1 2; do readlink /proc/$$/fd/$f; done | tr '\\n' ' '; echo;"
+                " echo through-the-console > /dev/console; echo END\n")
     bundle.write()
     runtime("create", "--bundle", bundle.path, "--console-socket", console_socket.path, bundle.id)
     try:
@@ -207,6 +208,8 @@ def test_terminal_with_console_socket(runtime, bundle, console_socket):
         # /dev/console is the pty's slave (major 136)
         assert lines[2] == lines[3] == "88 character special file"
         assert lines[4].split() == ["/dev/pts/0"] * 3
+        # and it is usable: what is written there reaches the console socket's master
+        assert lines[5] == "through-the-console"
         os.write(master, b"exit 7\n")
         wait_status(runtime, bundle.id, "stopped")
     finally:

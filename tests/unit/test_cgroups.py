@@ -221,9 +221,11 @@ DENY_ALL = {"allow": False, "access": "rwm"}
 def test_default_rules_cover_runc_defaults():
     rules = cgroups.default_device_rules()
     st_ = devices.DeviceState.from_rules(devices.normalize([DENY_ALL] + rules))
-    for major, minor in ((1, 3), (1, 5), (1, 7), (1, 8), (1, 9), (5, 0), (5, 1), (5, 2),
+    for major, minor in ((1, 3), (1, 5), (1, 7), (1, 8), (1, 9), (5, 0), (5, 2),
                          (10, 200), (136, 0), (136, 7)):
         assert st_.allows("c", major, minor, "rw"), (major, minor)
+    # the host's console is not one of them (a terminal's /dev/console is a pty)
+    assert not st_.allows("c", 5, 1, "r") and st_.allows("c", 5, 1, "m")
     assert st_.allows("b", 8, 0, "m") and not st_.allows("b", 8, 0, "r")
     assert not st_.allows("c", 4, 1, "r")
 

