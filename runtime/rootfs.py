@@ -222,6 +222,7 @@ class Rootfs:
         self.userns = userns
         self.idmap_fds = idmap_fds or {}
         self.root_fd = -1
+        self._host_facts = {}
 
     # Before pivot_root --------------------------------------------------------
     def prepare(self):
@@ -371,6 +372,14 @@ class Rootfs:
         finally:
             os.close(tree)
 
+    def _host(self, fact):
+        """A fact about the host's cgroups, read once per container: each read scans
+        the mount table, which every mount the container makes lengthens (2000
+        cgroup mounts once took minutes)."""
+        if fact not in self._host_facts:
+            self._host_facts[fact] = _HOST_FACTS[fact]()
+        return self._host_facts[fact]
+
     def _mount_cgroup(self, m):
         """A cgroup filesystem showing the container's own cgroup: cgroup2 or a
         tmpfs of per-controller v1 hierarchies; the container's cgroup namespace
@@ -380,19 +389,19 @@ class Rootfs:
         dest = make_path(self.root_fd, m.destination, True)
         try:
             self._check_inside_proc(m, dest)
-            if not _host_cgroup2():
+            if not self._host("cgroup2"):
                 linux.mount("tmpfs", fd_path(dest), "tmpfs", flags, "mode=755", what=m.what())
             elif self.cgroupns:
                 linux.mount("cgroup2", fd_path(dest), "cgroup2", m.flags, what=m.what())
                 return
             else:
-                path = self.cgroup_paths.get("") or _own_cgroup2()
+                path = self.cgroup_paths.get("") or self._host("own cgroup2")
                 self._bind_ro(path, dest, m.flags, m.what())
                 return
         finally:
             os.close(dest)
-        own = _own_cgroups_v1()
-        for mountpoint, subsystems in _cgroup_v1_mounts():
+        own = self._host("own cgroups v1")
+        for mountpoint, subsystems in self._host("v1 mounts"):
             name = os.path.basename(mountpoint)
             sub = make_path(self.root_fd, f"{m.destination}/{name}", True)
             try:
@@ -650,3 +659,6 @@ def _own_cgroup2():
                 return "/sys/fs/cgroup" + line[3:].rstrip("\n")
     raise Error("no cgroup v2 membership in /proc/self/cgroup")
 
+
+_HOST_FACTS = {"cgroup2": _host_cgroup2, "own cgroup2": _own_cgroup2,
+               "own cgroups v1": _own_cgroups_v1, "v1 mounts": _cgroup_v1_mounts}

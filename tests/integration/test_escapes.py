@@ -840,3 +840,16 @@ def test_a_100_mb_config_is_created_in_linear_time(runtime, bundle):
         runtime("start", bundle.id, timeout=60)
     finally:
         runtime("delete", "--force", bundle.id, timeout=60)
+
+
+def test_2000_cgroup_mounts_are_made_in_linear_time(runtime, bundle):
+    """Found by the fuzzer: each cgroup mount re-read the host's mount table, which
+    every mount lengthens (2000 of them did not finish in 30 s).  A bound, not a
+    timing."""
+    bundle.config["mounts"] += [{"destination": f"/m{i}", "type": "cgroup", "source": "cgroup",
+                                 "options": ["ro", "nosuid"]} for i in range(2000)]
+    bundle.sh("grep -c ' /m[0-9]* ' /proc/self/mountinfo | head -1; test -d /m1999 && echo ok")
+    bundle.write()
+    res = runtime("run", "--bundle", bundle.path, bundle.id, timeout=60)
+    assert res.stdout.splitlines()[-1] == "ok"
+    assert int(res.stdout.split()[0]) >= 2000
