@@ -270,15 +270,21 @@ _CPU_LISTS = (
     ("linux", "resources", "cpu", "cpus"), ("linux", "resources", "cpu", "mems"),
     ("linux", "memoryPolicy", "nodes"),
 )
+#: the largest numbers a kernel can have (NR_CPUS <= 8192, MAX_NUMNODES <= 1024): a
+#: list beyond them is an error here, not a mask of gigabytes built for the kernel
+_LIST_BOUND = {"cpus": 8192, "initial": 8192, "final": 8192, "mems": 1024, "nodes": 1024}
 
 
 def _resources(config, linux, namespaces):
     for pattern in _CPU_LISTS:
         for path, value in _each(config, pattern):
+            bound = _LIST_BOUND[path[-1]]
             for part in value.split(","):
                 lo, _, hi = part.partition("-")
                 if hi and int(hi) < int(lo):
                     yield path, f"range {part} is reversed"
+                elif int(hi or lo) >= bound:
+                    yield path, f"{int(hi or lo)} is out of range (at most {bound - 1})"
     res = linux.get("resources", {})
     path = ("linux", "resources")
     memory = res.get("memory", {})

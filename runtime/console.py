@@ -44,10 +44,12 @@ def recv_fd(sock_fd):
     raise Error("console socket: no file descriptor received")
 
 
-def setup_in_container(sock_fd, size=None):
+def setup_in_container(sock_fd, size=None, proxied=False):
     """In the init, after pivot_root: make a pty of the container's devpts, bind
     its slave over /dev/console, make it the controlling terminal and stdio, and
-    send the master away."""
+    send the master away.  ``proxied``: the runtime itself copies the master to its
+    own stdout (foreground run or exec), so ONLCR is cleared, as runc does: what
+    the program prints arrives byte for byte as it would without a terminal."""
     try:
         master = os.open("/dev/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
     except OSError as e:
@@ -60,6 +62,10 @@ def setup_in_container(sock_fd, size=None):
             set_size(master, size.get("height", 0), size.get("width", 0))
         # The peer of this very master, not whatever /dev/pts/N names by then.
         slave = fcntl.ioctl(master, linux.TIOCGPTPEER, os.O_RDWR | os.O_NOCTTY)
+        if proxied:
+            attrs = termios.tcgetattr(slave)
+            attrs[1] &= ~termios.ONLCR
+            termios.tcsetattr(slave, termios.TCSANOW, attrs)
         if os.path.exists("/dev/console"):
             linux.mount(f"/proc/self/fd/{slave}", "/dev/console", None, linux.MS_BIND,
                         what=f"bind {slave_path} to /dev/console")

@@ -113,6 +113,7 @@ def create(opts, cid, bundle, pid_file="", console_socket="", no_pivot=False,
                 job.console_fd = _console().connect(console_socket)
             else:
                 local_console, job.console_fd = protocol.socketpair()
+                job.console_proxied = True
         if lin.get("seccomp"):
             from . import seccomp
 
@@ -148,24 +149,25 @@ def create(opts, cid, bundle, pid_file="", console_socket="", no_pivot=False,
             state.pop("pid", None)
             return state
 
-        notify_fd = parent.start(on_cgroup, on_pid, on_hooks)
-        if local_console is not None:
-            master_fd = _console().recv_fd(local_console)
-        if notify_fd is not None:
+        def on_seccomp(fd):
             from . import seccomp
 
             try:
-                seccomp.send_notify_fd(lin["seccomp"]["listenerPath"], notify_fd,
+                seccomp.send_notify_fd(lin["seccomp"]["listenerPath"], fd,
                                        c.oci_state(st.CREATING),
                                        lin["seccomp"].get("listenerMetadata", ""))
             finally:
-                os.close(notify_fd)
+                os.close(fd)
+
+        parent.start(on_cgroup, on_pid, on_hooks, on_seccomp)
+        if local_console is not None:
+            master_fd = _console().recv_fd(local_console)
+        parent.release()
+        protocol.mark(log, "runtime", "released init")
         c.state["status"] = st.CREATED
         c.save()
         if pid_file:
             write_pid_file(pid_file, parent.init_pid)
-        parent.release()
-        protocol.mark(log, "runtime", "released init")
     except BaseException as e:
         if parent is not None:
             parent.abort()
@@ -400,13 +402,10 @@ def _release(c, config):
         os.close(fd)
         os.close(pidfd)
     if data:
-        text = data.decode(errors="replace")
-        if text.startswith("E") and text[1:].isdigit():
-            args = (config.get("process") or {}).get("args") or ["?"]
-            raise Error(f"exec {args[0]}: {os.strerror(int(text[1:])).lower()}")
-        if text.startswith("H"):
-            raise HookError(text[1:])
-        raise Error(text)
+        from .process import helper_failure
+
+        args = (config.get("process") or {}).get("args") or ["?"]
+        raise helper_failure(data, args[0])
 
 
 def _pidfd(c):
@@ -563,9 +562,12 @@ def destroy(c, cgroup):
     except Error:
         config = {}
     if cgroup is not None:
-        # With its own pid namespace the container's processes died with its init;
-        # what else is in the cgroup (one that existed before) is not ours to kill.
-        if not own_pid_namespace(config):
+        # With its own pid namespace the container's processes died with its init,
+        # unless the init was never recorded (a create killed while the init still
+        # worked): what is in cgroups this container made is its own, while what
+        # else is in one that existed before is not ours to kill.
+        made_here = set(cgroup.paths().values()) <= set(cgroup.created)
+        if not own_pid_namespace(config) or made_here:
             _kill_cgroup(cgroup)
         cgroup.destroy()
     _poststop(config, c.oci_state(st.STOPPED))

@@ -5,19 +5,25 @@ namespaces and cgroup instead of new ones:
 
  parent (runtime exec)               | stage-1                    | process
  ------------------------------------+----------------------------+--------------------------------
- pidfd of the init, checked; opens   |                            |
- its /proc/<pid>/ns/* files; prepares|                            |
- the seccomp filter; fork            | not dumpable; closes other |
- join the container's cgroup (pid)   | fds                        |
- -> "go"                             | setns user, then the rest  |
+ under the container's lock: pidfd of|                            |
+ the init, checked; its /proc/<pid>/ |                            |
+ ns/* opened; lock released (a paused|                            |
+ container: the process waits frozen |                            |
+ until resume); seccomp filter       |                            |
+ prepared; fork; execCPUAffinity     | not dumpable; closes other |
+ initial; join the cgroup            | fds                        |
+ -> "go"                             | setns (namespaces.join_    |
+                                     | order)                     |
                                      | <- "pid" {pid}; exit       |
- -> "init"                           |                            | (console) cwd, rlimits, user,
-                                     |                            | caps, no_new_privs, seccomp
- seccomp fd to the listener          |                            | <- "ready" [+notify fd]
- -> "run"                            |                            | exec the sealed helper with -w
- EOF on the report pipe: the program |                            | (report pipe): "E<errno>" if
- runs; --detach: pid file, exit;     |                            | its exec fails
- else wait and return its exit code  |                            |
+ -> "init"                           |                            | (console) cwd, personality,
+                                     |                            | memory policy, rlimits, final
+                                     |                            | affinity; user, caps, nnp
+ seccomp fd to the listener          |                            | <- "seccomp" [fd] (NOTIFY only)
+                                     |                            | <- "ready"
+ -> "run"; EOF on the channel        |                            | exec the sealed helper with -w
+ EOF on the report pipe: the program |                            | (report pipe), which loads the
+ runs; --detach: pid file, exit;     |                            | filter and execs: "E<errno>"/
+ else wait and return its exit code  |                            | "S<errno>" if that fails
 """
 
 import os
@@ -27,7 +33,6 @@ from . import state as st
 from .errors import Error, StateError, SysError
 from .log import log
 
-_NS_ORDER = ("user", "ipc", "uts", "network", "pid", "cgroup", "time", "mount")
 
 
 def build_process(config, flags, args):
@@ -95,6 +100,8 @@ class _Job:
         self.helper_fd = helper_fd
         self.report_w = report_w
         self.console_fd = console_fd
+        self.console_proxied = False
+        self.linux = {}
         self.preserve_fds = preserve
 
     def fds(self):
@@ -112,6 +119,11 @@ def execute(opts, cid, flags, args):
         from .supervise import Supervisor
 
         supervisor = Supervisor()
+    fds = []
+    # Under the container's lock: what the exec needs of it, the init checked alive
+    # through a pidfd and its namespaces opened.  Not across the spawn: in a paused
+    # container (--ignore-paused) the new process waits in the frozen cgroup until
+    # `resume`, which takes the same lock.
     with store(opts).open(cid) as c:
         cgroup = _cgroup_of(c)
         status = c.status(cgroup, locked=True)
@@ -131,57 +143,64 @@ def execute(opts, cid, flags, args):
             raise Error("cannot use console socket if runtime will not detach or allocate tty")
         lin = config.get("linux") or {}
         init_pid = c.pid
-        pidfd = os.pidfd_open(init_pid)
-        fds = []
+        fds.append(os.pidfd_open(init_pid))
         try:
             if not c.alive():
                 raise StateError("container not running")
             ns_fds = _open_namespaces(init_pid, lin)
-            fds += ns_fds.values()
-            seccomp_filter = None
-            if lin.get("seccomp"):
-                from . import seccomp
+        except BaseException:
+            os.close(fds.pop())
+            raise
+        fds += ns_fds.values()
+        listener = (lin.get("seccomp") or {}).get("listenerPath")
+        oci_state = c.oci_state(status) if listener else None
+    try:
+        seccomp_filter = None
+        if lin.get("seccomp"):
+            from . import seccomp
 
-                seccomp_filter = seccomp.prepare(lin["seccomp"], seccomp.cache_dir())
-            helper_fd = linux.memfd_exec_helper()
-            fds.append(helper_fd)
-            report_r, report_w = os.pipe()
-            fds += [report_r, report_w]
-            console_fd = local_console = None
-            if terminal:
-                if flags.get("console-socket"):
-                    console_fd = console.connect(flags["console-socket"])
-                else:
-                    local_console, console_fd = protocol.socketpair()
-                    fds.append(local_console)
-                fds.append(console_fd)
+            seccomp_filter = seccomp.prepare(lin["seccomp"], seccomp.cache_dir())
+        helper_fd = linux.memfd_exec_helper()
+        fds.append(helper_fd)
+        report_r, report_w = os.pipe()
+        fds += [report_r, report_w]
+        console_fd = local_console = None
+        if terminal:
+            if flags.get("console-socket"):
+                console_fd = console.connect(flags["console-socket"])
+            else:
+                local_console, console_fd = protocol.socketpair()
+                fds.append(local_console)
+            fds.append(console_fd)
+        try:
+            preserve = int(flags.get("preserve-fds") or 0)
+        except ValueError:
+            raise Error(f"invalid value {flags['preserve-fds']!r} for flag --preserve-fds") from None
+        job = _Job(proc, seccomp_filter, ns_fds, helper_fd, report_w, console_fd, preserve)
+        job.console_proxied = local_console is not None
+        job.linux = lin
+        cgroup_dirs = _cgroup_dirs(cgroup, flags.get("cgroup"))
+
+        def on_seccomp(fd, pid):
+            from . import seccomp
+
             try:
-                preserve = int(flags.get("preserve-fds") or 0)
-            except ValueError:
-                raise Error(f"invalid value {flags['preserve-fds']!r} for flag --preserve-fds") from None
-            job = _Job(proc, seccomp_filter, ns_fds, helper_fd, report_w, console_fd, preserve)
-            cgroup_dirs = _cgroup_dirs(cgroup, flags.get("cgroup"))
-            pid, notify_fd = _spawn(job, cgroup_dirs, proc)
-            os.close(report_w)
-            fds.remove(report_w)
-            if notify_fd is not None:
-                from . import seccomp
+                seccomp.send_notify_fd(listener, fd, oci_state,
+                                       lin["seccomp"].get("listenerMetadata", ""), pid=pid)
+            finally:
+                os.close(fd)
 
-                try:
-                    seccomp.send_notify_fd(lin["seccomp"]["listenerPath"], notify_fd,
-                                           c.oci_state(status),
-                                           lin["seccomp"].get("listenerMetadata", ""), pid=pid)
-                finally:
-                    os.close(notify_fd)
-            master = console.recv_fd(local_console) if local_console is not None else None
-            _confirm_exec(report_r, pid, proc)
-        finally:
-            os.close(pidfd)
-            for fd in fds:
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
+        pid = _spawn(job, cgroup_dirs, proc, on_seccomp)
+        os.close(report_w)
+        fds.remove(report_w)
+        master = console.recv_fd(local_console) if local_console is not None else None
+        _confirm_exec(report_r, pid, proc)
+    finally:
+        for fd in fds:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
     if flags.get("pid-file"):
         write_pid_file(flags["pid-file"], pid)
     if detach:
@@ -226,7 +245,9 @@ def _cgroup_dirs(cgroup, sub):
     return sorted(set(paths.values()))
 
 
-def _spawn(job, cgroup_dirs, proc):
+def _spawn(job, cgroup_dirs, proc, on_seccomp):
+    """The process, up to its exec of the helper; returns its pid.  ``on_seccomp(fd,
+    pid)`` hands a seccomp listener fd to the agent."""
     mine, theirs = protocol.socketpair()
     linux.prctl(linux.PR_SET_CHILD_SUBREAPER, 1, what="become subreaper")
     pid = os.fork()
@@ -237,11 +258,12 @@ def _spawn(job, cgroup_dirs, proc):
     chan = protocol.Channel(mine, log.write)
     final = 0
     try:
-        affinity = (proc.get("execCPUAffinity") or {})
+        initial = (proc.get("execCPUAffinity") or {}).get("initial")
+        if initial:
+            # before the cgroup (spec: initial, then final once it is in the cgroup)
+            os.sched_setaffinity(pid, sched.parse_cpus(initial, "process.execCPUAffinity.initial"))
         for d in cgroup_dirs:
             linux.write_file(os.path.join(d, "cgroup.procs"), pid, "join cgroup")
-        if affinity.get("final"):
-            os.sched_setaffinity(pid, sched.parse_cpus(affinity["final"]))
         chan.send("go")
         final = chan.recv("pid")["pid"]
         chan.send("init")
@@ -250,9 +272,15 @@ def _spawn(job, cgroup_dirs, proc):
                              "write oom_score_adj")
         os.waitpid(pid, 0)
         pid = 0
-        ready = chan.recv("ready")
+        msg = chan.recv(("seccomp", "ready"))
+        if msg["type"] == "seccomp":
+            on_seccomp(msg["fds"][0], final)
+            chan.recv("ready")
         chan.send("run")
-        return final, (ready["fds"][0] if ready["fds"] else None)
+        # its end closes when it execs the helper; an error after the filter
+        # (a profile that denies what Python still calls) arrives instead
+        chan.wait_closed()
+        return final
     except EOFError:
         raise Error("exec: the process exited during setup") from None
     except BaseException:
@@ -264,13 +292,8 @@ def _spawn(job, cgroup_dirs, proc):
 
 def _stage1(job, chan):
     chan.recv("go")
-    affinity = job.proc.get("execCPUAffinity") or {}
-    if affinity.get("initial"):
-        sched.apply_affinity(affinity["initial"])
-    for kind in _NS_ORDER:
-        fd = job.ns_fds.get(kind)
-        if fd is not None:
-            linux.setns(fd, namespaces.TYPES[kind][0], f"{kind} namespace of the container")
+    for kind in namespaces.join_order(job.ns_fds):
+        linux.setns(job.ns_fds[kind], namespaces.TYPES[kind][0], f"{kind} namespace of the container")
     protocol.fork_next(_process, job, chan)
 
 
@@ -278,7 +301,7 @@ def _process(job, chan):
     proc = job.proc
     if proc.get("terminal"):
         os.setsid()
-        console.setup_in_container(job.console_fd, proc.get("consoleSize"))
+        console.setup_in_container(job.console_fd, proc.get("consoleSize"), job.console_proxied)
     env = process.environment(proc.get("env"))
     cwd = proc.get("cwd") or "/"
     try:
@@ -289,22 +312,21 @@ def _process(job, chan):
     # (CVE-2024-21626); the kernel then reports it unreachable.
     if not os.getcwd().startswith("/"):
         raise Error(f"cwd {cwd!r} is outside the container's root: refusing to run there")
-    process.set_rlimits(proc.get("rlimits"))
-    process.apply_scheduling(proc)
+    process.apply_attributes(job.linux, proc)
     user = proc.get("user") or {}
     if "HOME" not in env:
         env["HOME"] = process.home_of(user.get("uid", 0))
     path = process.find_executable(proc["args"][0], env)
     if user.get("umask") is not None:
         os.umask(user["umask"])
-    notify_fd = process.finish(proc, job.seccomp, chan)
-    chan.send("ready", fds=[notify_fd] if notify_fd is not None else ())
-    if notify_fd is not None:
-        os.close(notify_fd)
-    chan.recv("run")
+    # before the filter: see protocol._init
     process.prepare_fds(3 + job.preserve_fds, keep=(job.report_w,))
+    label = process.exec_label(proc)
+    helper_filter = process.finish(proc, job.seccomp, chan)
+    chan.send("ready")
+    chan.recv("run")
     process.exec_helper(job.helper_fd, path, proc["args"], env, report_fd=job.report_w,
-                        label=process.exec_label(proc))
+                        label=label, seccomp=helper_filter)
 
 
 def _confirm_exec(report_r, pid, proc):
@@ -316,12 +338,9 @@ def _confirm_exec(report_r, pid, proc):
             break
         data += chunk
     if data:
-        text = data.decode(errors="replace")
         try:
             os.waitpid(pid, 0)
         except ChildProcessError:
             pass
-        if text.startswith("E") and text[1:].isdigit():
-            raise Error(f"exec {proc['args'][0]}: {os.strerror(int(text[1:])).lower()}")
-        raise Error(text)
+        raise process.helper_failure(data, proc["args"][0])
 

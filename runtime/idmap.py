@@ -15,14 +15,19 @@ from .namespaces import write_id_maps
 
 
 def _mappings(config, index, mount):
+    """(uid mappings, gid mappings, None), or (None, None, path) of the joined user
+    namespace whose mapping the mount takes."""
     uids, gids = mount.get("uidMappings"), mount.get("gidMappings")
     if uids or gids:
-        return uids, gids
+        return uids, gids, None
     lin = config.get("linux") or {}
-    if not any(ns["type"] == "user" for ns in lin.get("namespaces") or ()):
+    user = next((ns for ns in lin.get("namespaces") or () if ns["type"] == "user"), None)
+    if user is None:
         raise ConfigError(f"mounts[{index}]", "idmap without uidMappings/gidMappings needs a "
                           "user namespace to take the mapping from")
-    return lin.get("uidMappings"), lin.get("gidMappings")
+    if user.get("path"):
+        return None, None, user["path"]
+    return lin.get("uidMappings"), lin.get("gidMappings"), None
 
 
 def prepare(config):
@@ -36,10 +41,16 @@ def prepare(config):
                 continue
             if not (opts & {"bind", "rbind"} or m.get("type") == "bind"):
                 raise ConfigError(f"mounts[{i}]", "idmapped mounts must be bind mounts")
-            uids, gids = _mappings(config, i, m)
-            key = (repr(uids), repr(gids))
+            uids, gids, joined = _mappings(config, i, m)
+            key = joined or (repr(uids), repr(gids))
             if key not in users:
-                users[key] = userns_fd(uids, gids)
+                if joined:
+                    try:
+                        users[key] = os.open(joined, os.O_RDONLY | os.O_CLOEXEC)
+                    except OSError as e:
+                        raise SysError("open user namespace", e.errno, joined) from None
+                else:
+                    users[key] = userns_fd(uids, gids)
             source = m.get("source") or ""
             rec = "rbind" in opts
             tree = linux.open_tree(

@@ -21,8 +21,36 @@ TYPES = {
 }
 
 # Joined in this order: the user namespace first (it grants the capabilities to
-# join the others), the mount namespace last (it changes what paths mean).
+# join the others), the mount namespace last (it changes what paths mean); but
+# see join_order for namespaces the joined user namespace does not own.
 JOIN_ORDER = ("user", "ipc", "uts", "network", "pid", "cgroup", "time", "mount")
+NS_GET_USERNS = 0xB701      # _IO(0xb7, 0x1), <linux/nsfs.h>
+
+
+def join_order(fds):
+    """The kinds of ``fds`` ({kind: namespace fd}) in the order to join them: those
+    that the user namespace being joined does not own (the host's network, say)
+    first, while the host's capabilities still hold, then the user namespace, then
+    the ones it owns (its capabilities are needed there)."""
+    kinds = [k for k in JOIN_ORDER if k in fds]
+    if "user" not in fds:
+        return kinds
+    user = os.fstat(fds["user"])
+    before = []
+    for kind in kinds:
+        if kind == "user":
+            continue
+        try:
+            owner = fcntl.ioctl(fds[kind], NS_GET_USERNS)
+        except OSError:
+            continue        # EPERM: owned outside our view; join it after
+        try:
+            st = os.fstat(owner)
+        finally:
+            os.close(owner)
+        if (st.st_dev, st.st_ino) != (user.st_dev, user.st_ino):
+            before.append(kind)
+    return before + [k for k in kinds if k not in before]
 
 
 class Plan:
@@ -38,6 +66,7 @@ class Plan:
             else:
                 self.new[kind] = True
         self.fds = {}
+        self.joined = set()
 
     def has(self, kind):
         """The container has its own ``kind`` namespace (new or joined)."""
@@ -72,12 +101,19 @@ class Plan:
             os.close(fd)
         self.fds.clear()
 
-    def join_all(self, only=None, skip=()):
-        for kind in JOIN_ORDER:
-            fd = self.fds.get(kind)
-            if fd is None or kind in skip or (only and kind not in only):
+    def join_all(self, until=None):
+        """Join the namespaces (join_order), up to and including ``until``, or the
+        rest; returns the kinds joined."""
+        joined = []
+        for kind in join_order(self.fds):
+            if kind in self.joined:
                 continue
-            linux.setns(fd, TYPES[kind][0], f"{kind} namespace {self.join[kind]}")
+            linux.setns(self.fds[kind], TYPES[kind][0], f"{kind} namespace {self.join[kind]}")
+            self.joined.add(kind)
+            joined.append(kind)
+            if kind == until:
+                break
+        return joined
 
 
 def id_map_text(mappings):

@@ -6,7 +6,7 @@ import resource
 import stat
 
 from . import capabilities, linux, sched
-from .errors import Error, SysError
+from .errors import Error, HookError, SysError
 
 _RLIMITS = {name: getattr(resource, name) for name in dir(resource) if name.startswith("RLIMIT_")}
 _INFINITY = 1 << 63
@@ -127,19 +127,47 @@ def drop_privileges(proc, log):
         linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1, what="set no_new_privs")
 
 
-def finish(proc, seccomp_filter, log, has_process=True):
-    """The last steps before the exec: privileges, then the seccomp filter (or the
-    filter first when no_new_privs is off, as loading it then needs CAP_SYS_ADMIN,
-    as runc does).  Returns the seccomp notify fd, if any."""
-    notify_fd = None
+def finish(proc, seccomp_filter, chan, has_process=True):
+    """The last steps before the helper: privileges, and the seccomp filter.
+    Returns the filter the helper is to load as its very last step before the
+    program (no_new_privs set, no listener), or None.  Otherwise it is loaded
+    here: without no_new_privs before the privileges are dropped (loading it then
+    needs CAP_SYS_ADMIN, as in runc); with a listener (SCMP_ACT_NOTIFY) its fd goes
+    to the parent at once ("seccomp"), so that the agent holds it before any
+    notified syscall can wait for it."""
     nnp = proc.get("noNewPrivileges")
-    if seccomp_filter is not None and not nnp:
-        notify_fd = seccomp_filter.load()
+    here = seccomp_filter is not None and (not nnp or seccomp_filter.notify)
+    capabilities.last_cap()     # asked of the kernel before a filter may deny prctl
+    if here and not nnp:
+        _load_filter(seccomp_filter, chan)
     if has_process:
-        drop_privileges(proc, log)
-    if seccomp_filter is not None and nnp:
-        notify_fd = seccomp_filter.load()
-    return notify_fd
+        drop_privileges(proc, chan)
+    if here and nnp:
+        _load_filter(seccomp_filter, chan)
+    return None if here else seccomp_filter
+
+
+def _load_filter(seccomp_filter, chan):
+    fd = seccomp_filter.load()
+    if fd is not None:
+        chan.send("seccomp", fds=[fd])
+        os.close(fd)
+
+
+def apply_attributes(lin, proc):
+    """What the config gives every process of the container, the init and exec's
+    alike, once it is in the container's cgroup: linux.personality and
+    linux.memoryPolicy, rlimits, scheduler and I/O priority, and
+    execCPUAffinity.final (initial is the parent's to set, before the cgroup)."""
+    if lin.get("personality"):
+        sched.apply_personality(lin["personality"])
+    if lin.get("memoryPolicy"):
+        sched.apply_memory_policy(lin["memoryPolicy"])
+    set_rlimits(proc.get("rlimits"))
+    apply_scheduling(proc)
+    final = (proc.get("execCPUAffinity") or {}).get("final")
+    if final:
+        sched.apply_affinity(final)
 
 
 def apply_scheduling(proc):
@@ -184,9 +212,24 @@ def exec_label(proc):
     return None
 
 
-def exec_helper(helper_fd, path, argv, env, fifo_fd=None, report_fd=None, label=None):
+def helper_failure(data, program):
+    """The error a failed exec reported on the helper's report fd: "E<errno>" (the
+    exec or a step of the helper before it), "S<errno>" (loading the seccomp
+    filter), "H<text>" (a startContainer hook), other text as is."""
+    text = data.decode(errors="replace")
+    if text[:1] in ("E", "S") and text[1:].isdigit():
+        reason = os.strerror(int(text[1:])).lower()
+        return Error(f"load seccomp filter: {reason}" if text[0] == "S" else f"exec {program}: {reason}")
+    if text.startswith("H"):
+        return HookError(text[1:])
+    return Error(text)
+
+
+def exec_helper(helper_fd, path, argv, env, fifo_fd=None, report_fd=None, label=None,
+                seccomp=None):
     """Replace this process with the sealed helper, which (waits for start and)
-    execs the user's program.  Never returns."""
+    execs the user's program, loading the ``seccomp`` filter right before.  Never
+    returns."""
     args = ["runtime-init"]
     if fifo_fd is not None:
         args += ["-f", str(fifo_fd)]
@@ -194,6 +237,12 @@ def exec_helper(helper_fd, path, argv, env, fifo_fd=None, report_fd=None, label=
         args += ["-w", str(report_fd)]
     if label:
         args += ["-l", label[0], label[1]]
+    if seccomp is not None:
+        # inherited by the helper, which reads and closes it
+        fd = os.memfd_create("seccomp-bpf", 0)
+        os.write(fd, seccomp.program)
+        os.lseek(fd, 0, os.SEEK_SET)
+        args += ["-s", str(fd), str(seccomp.flags)]
     if path is not None:
         if not path.startswith("/"):
             path = os.path.join(os.getcwd(), path)

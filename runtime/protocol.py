@@ -13,8 +13,10 @@ JSON object per packet, fds attached with SCM_RIGHTS.
    1  | fork stage-1; make the cgroup   |                                |
       | (stage-1 joins it now if the    |                                |
       | container has a new cgroup ns)  |                                |
-   2  | -> "go" {cgroup paths}          | join the user ns, or unshare   |
-      |                                 | one and                        |
+   2  | -> "go" {cgroup paths}          | join the ns the user ns to join|
+      |                                 | does not own, then it (become  |
+      |                                 | its root); or join every ns to |
+      |                                 | join, unshare a new user ns and|
    3  | write uid_map/gid_map           | <- "userns"  (new userns only) |
    4  | -> "maps"                       | become root in it; join the    |
       |                                 | other ns; unshare the new ones;|
@@ -28,21 +30,34 @@ JSON object per packet, fds attached with SCM_RIGHTS.
       |                                 |                                | pivot_root; console (master
       |                                 |                                | sent on --console-socket);
       |                                 |                                | sysctl, masked and readonly
-      |                                 |                                | paths; rlimits, user, caps,
-      |                                 |                                | no_new_privs; seccomp last
-   8  | cgroup set(resources); send the |                                | <- "ready" [+seccomp notify fd]
-      | seccomp fd to the listener;     |                                |
-      | state "created"; pid file       |                                |
-   9  | -> "run"; exit (or wait: run)   |                                | exec the sealed helper, which
-      |                                 |                                | blocks opening exec.fifo
+      |                                 |                                | paths, deferred read-only
+      |                                 |                                | mounts; rlimits; fds marked
+      |                                 |                                | close-on-exec; user, caps,
+      |                                 |                                | no_new_privs (seccomp: below)
+ 7b   | send the fd to the listener     |                                | <- "seccomp" [fd] (SCMP_ACT_
+      | (listenerPath) at once          |                                | NOTIFY: loaded here, sent at
+      |                                 |                                | once, before any notified call)
+   8  | cgroup set(resources)           |                                | <- "ready"
+   9  | -> "run"; wait for EOF (the     |                                | exec the sealed helper (its
+      | init's end closes at the exec), |                                | end closes), which blocks
+      | "error", or its death: then the |                                | opening exec.fifo
+      | create fails; state "created";  |                                |
+      | pid file; exit (or wait: run)   |                                |
   10  | `runtime start` opens the fifo  |                                | (startContainer hooks, if any,
       | for reading; EOF = exec'd,      |                                | run here, in Python, before
-      | "E<errno>"/"H<msg>" = failed    |                                | the helper); helper execs the
+      | "E<errno>"/"S<errno>"/"H<msg>"  |                                | the helper); the helper loads
+      | = failed                        |                                | the seccomp filter (with
+      |                                 |                                | no_new_privs) and execs the
       |                                 |                                | program
  -----+---------------------------------+--------------------------------+------------------------------
  Any child failure sends "error" {msg} and exits; the parent then kills what it
  started and undoes the create.  "log" {level, msg} may come at any time; the
  parent logs it.  If the parent dies, the children read EOF at their next receive and exit.
+
+The seccomp filter: with no_new_privs and no listener, the helper loads it as its
+very last step, so only the program's execve follows it and a profile that denies
+what the runtime calls cannot break the container.  Without no_new_privs it is
+loaded before the privileges are dropped (it needs CAP_SYS_ADMIN then, as in runc).
 
 The exec fifo and the sealed helper memfd are opened by the parent before the
 fork and inherited; no other fd of the runtime reaches the user's program
@@ -56,7 +71,7 @@ import os
 import struct
 import time
 
-from . import console, devices, hooks, jsonfast, linux, namespaces, process, rootfs, sched
+from . import console, devices, hooks, jsonfast, linux, namespaces, process, rootfs
 from .errors import Error, HookError, describe
 
 #: bytes of one packet; a longer message (a state with large annotations) goes as
@@ -86,8 +101,9 @@ class Channel:
         self.sock.sendmsg([data[off:]], anc)
 
     def recv(self, expect):
-        """The next message, which must be of kind ``expect``; "log" messages are
-        passed to the callback on the way, "error" ones raised."""
+        """The next message, which must be of kind ``expect`` (or one of the kinds
+        of a tuple); "log" messages are passed to the callback on the way, "error"
+        ones raised."""
         while True:
             pieces = []
             while True:
@@ -109,9 +125,17 @@ class Channel:
                 continue
             if msg["type"] == "error":
                 raise (HookError if msg.get("hook") else Error)(msg["msg"])
-            if msg["type"] != expect:
+            if msg["type"] != expect and (type(expect) is not tuple or msg["type"] not in expect):
                 raise Error(f"container init: protocol error: expected {expect}, got {msg['type']}")
             return msg
+
+    def wait_closed(self):
+        """Until the other end is closed (the child exec'd: its end is close-on-exec),
+        raising the error it reports instead, if any."""
+        try:
+            self.recv("closed")     # never sent: any message is an error
+        except EOFError:
+            pass
 
     def log(self, level, text):
         try:
@@ -148,6 +172,7 @@ class Job:
         self.fifo_fd = None          # O_PATH fd of exec.fifo
         self.helper_fd = None        # sealed memfd of the exec helper
         self.console_fd = None       # connected console socket
+        self.console_proxied = False  # ... to the runtime itself (foreground run)
         self.preserve_fds = 0
         self.no_pivot = False
         self.no_new_keyring = False
@@ -161,6 +186,14 @@ class Job:
         own = [self.fifo_fd, self.helper_fd, self.console_fd]
         return [fd for fd in own if fd is not None] + list(self.plan.fds.values()) + \
             list(self.idmap_fds.values())
+
+
+def _death(status):
+    if status and os.WIFSIGNALED(status):
+        return f"container init was killed by signal {os.WTERMSIG(status)}"
+    if status and os.WIFEXITED(status):
+        return f"container init exited unexpectedly (exit status {os.WEXITSTATUS(status)})"
+    return "container init exited unexpectedly"
 
 
 def mark(log, who, what):
@@ -200,10 +233,11 @@ class Parent:
         self.init_pid = 0
         self.chan = None
 
-    def start(self, on_cgroup, on_pid, on_hooks):
+    def start(self, on_cgroup, on_pid, on_hooks, on_seccomp):
         """Run steps 1-8; ``on_cgroup()`` records the cgroups made, ``on_pid(pid)``
         the init, ``on_hooks(pid)`` runs the runtime-namespace hooks and returns the
-        state for the container's hooks.  Returns the seccomp notify fd, if any."""
+        state for the container's hooks, ``on_seccomp(fd)`` hands the seccomp
+        listener fd to the agent (and closes it)."""
         job = self.job
         mine, theirs = socketpair()
         linux.prctl(linux.PR_SET_CHILD_SUBREAPER, 1, what="become subreaper")
@@ -227,6 +261,9 @@ class Parent:
                                         or cgroup.apply_early)
         try:
             if cgroup is not None:
+                # a process moved into a frozen cgroup stops there for good (D state)
+                if cgroup.frozen():
+                    raise Error("container's cgroup unexpectedly frozen")
                 cgroup.apply(pid if early else None)
                 on_cgroup()
                 mark(self.log, "runtime", "cgroup made")
@@ -247,7 +284,10 @@ class Parent:
             mark(self.log, "runtime", "init ready for hooks")
             state = on_hooks(self.init_pid)
             chan.send("hooks-done", state=state)
-            ready = chan.recv("ready")
+            msg = chan.recv(("seccomp", "ready"))
+            if msg["type"] == "seccomp":
+                on_seccomp(msg["fds"][0])
+                chan.recv("ready")
             mark(self.log, "runtime", "init ready to exec")
             # Limits bite from here, on the container's own processes, not on the
             # setup (as runc does): a pids.limit of 0 or a tight memory limit must
@@ -260,13 +300,19 @@ class Parent:
                 mark(self.log, "runtime", "resources set")
         except EOFError:
             raise Error(self._death_reason()) from None
-        return ready["fds"][0] if ready["fds"] else None
 
     def release(self):
-        """Step 9: let the init exec the helper."""
+        """Step 9: let the init exec the helper, and see that it did: its end of the
+        channel closes at the exec (or it reports an error, or it died: then the
+        create fails, never leaving a container that cannot start)."""
         self.chan.send("run")
+        self.chan.wait_closed()
         self.chan.close()
         self.chan = None
+        pid, status = os.waitpid(self.init_pid, os.WNOHANG)
+        if pid:
+            self.init_pid = 0
+            raise Error(_death(status))
 
     def _reap_stage1(self):
         _, status = os.waitpid(self.stage1, 0)
@@ -280,9 +326,7 @@ class Parent:
             _, status = os.waitpid(pid, os.WNOHANG) if pid else (0, 0)
         except ChildProcessError:
             status = 0
-        if status and os.WIFSIGNALED(status):
-            return f"container init was killed by signal {os.WTERMSIG(status)}"
-        return "container init exited unexpectedly"
+        return _death(status)
 
     def abort(self):
         """Kill and reap whatever was started (the create failed)."""
@@ -346,8 +390,12 @@ def _stage1(job, chan):
     job.cgroup_paths = chan.recv("go")["cgroup_paths"]
     plan = job.plan
     if "user" in plan.join:
-        plan.join_all(only=("user",))
+        plan.join_all(until="user")
+        _become_root(_joined_mappings("uid"), _joined_mappings("gid"))
     elif plan.new_user:
+        # namespaces to join exist already, so the new user namespace owns none of
+        # them: joined while the host's capabilities hold
+        plan.join_all()
         linux.unshare(linux.CLONE_NEWUSER)
         # An unprivileged parent can only write the maps of a dumpable process;
         # no container process exists yet to take advantage of it.
@@ -355,21 +403,36 @@ def _stage1(job, chan):
         chan.send("userns")
         chan.recv("maps")
         linux.prctl(linux.PR_SET_DUMPABLE, 0, what="set not dumpable")
-        _become_root(job.linux)
-    plan.join_all(skip=("user",))
+        _become_root(job.linux.get("uidMappings"), job.linux.get("gidMappings"))
+    plan.join_all()
     if plan.unshare_flags:
         linux.unshare(plan.unshare_flags)
     if "time" in plan.new and job.linux.get("timeOffsets"):
+        # In a user namespace of its own, /proc/self of a process that is not
+        # dumpable belongs to the host's root, which this root may not write:
+        # dumpable for the write (no container process exists yet, as for the maps).
+        dumpable = plan.new_user or "user" in plan.join
+        if dumpable:
+            linux.prctl(linux.PR_SET_DUMPABLE, 1, what="set dumpable")
         namespaces.write_time_offsets(job.linux["timeOffsets"])
+        if dumpable:
+            linux.prctl(linux.PR_SET_DUMPABLE, 0, what="set not dumpable")
     fork_next(_init, job, chan)
 
 
-def _become_root(lin):
-    """Take uid/gid 0 of the new user namespace, where mapped."""
-    if any(m["containerID"] == 0 for m in lin.get("gidMappings") or ()):
+def _become_root(uid_mappings, gid_mappings):
+    """Take uid/gid 0 of the user namespace just entered, where mapped: files the
+    container's setup makes must belong to ids the namespace knows."""
+    if any(m["containerID"] == 0 for m in gid_mappings or ()):
         os.setresgid(0, 0, 0)
-    if any(m["containerID"] == 0 for m in lin.get("uidMappings") or ()):
+    if any(m["containerID"] == 0 for m in uid_mappings or ()):
         os.setresuid(0, 0, 0)
+
+
+def _joined_mappings(kind):
+    """The mappings of the user namespace this process is in, from /proc/self."""
+    with open(f"/proc/self/{kind}_map") as f:
+        return [{"containerID": int(line.split()[0])} for line in f if line.strip()]
 
 
 def _init(job, chan):
@@ -416,26 +479,19 @@ def _init(job, chan):
         os.chroot(rootfs.Rootfs(config, job.bundle).path)
         os.chdir("/")
     if proc.get("terminal"):
-        console.setup_in_container(job.console_fd, proc.get("consoleSize"))
+        console.setup_in_container(job.console_fd, proc.get("consoleSize"), job.console_proxied)
     for key, value in (lin.get("sysctl") or {}).items():
         linux.write_file("/proc/sys/" + key.replace(".", "/"), value, f"write sysctl {key}")
     if fs is not None:
         fs.readonly_paths()
         fs.masked_paths()
+        fs.finish_readonly()
         fs.readonly_root()
 
     step("rootfs finished")
     if not job.no_new_keyring:
         _join_keyring(job.id, chan)
-    if lin.get("personality"):
-        sched.apply_personality(lin["personality"])
-    if lin.get("memoryPolicy"):
-        sched.apply_memory_policy(lin["memoryPolicy"])
-    process.set_rlimits(proc.get("rlimits"))
-    process.apply_scheduling(proc)
-    affinity = (proc.get("execCPUAffinity") or {}).get("final")
-    if affinity:
-        sched.apply_affinity(affinity)
+    process.apply_attributes(lin, proc)
     env = process.environment(proc.get("env"))
     path = None
     if job.process is not None:
@@ -451,17 +507,20 @@ def _init(job, chan):
         path = process.find_executable(proc["args"][0], env)
         if user.get("umask") is not None:
             os.umask(user["umask"])
-    notify_fd = process.finish(proc, job.seccomp, chan, job.process is not None)
-    step("process set up")
-    chan.send("ready", fds=[notify_fd] if notify_fd is not None else ())
-    if notify_fd is not None:
-        os.close(notify_fd)
-    chan.recv("run")
-
+    # Before the seccomp filter, what can be: a profile may deny what the runtime
+    # calls (close_range...), and after the filter only the channel and the exec
+    # of the helper remain (the helper loads the filter itself where it can).
+    process.prepare_fds(3 + job.preserve_fds, keep=(job.fifo_fd,))
     start_hooks = (config.get("hooks") or {}).get("startContainer")
-    first_free = 3 + job.preserve_fds
+    label = process.exec_label(proc)
+    helper_filter = process.finish(proc, job.seccomp, chan, job.process is not None)
+    step("process set up")
+    chan.send("ready")
+    chan.recv("run")
     if start_hooks:
-        # Wait for `start` here, in Python, to run the hooks before the program.
+        # Wait for `start` here, in Python, to run the hooks before the program;
+        # the channel closed first, as the exec would, so that create returns.
+        chan.close()
         report = os.open(f"/proc/self/fd/{job.fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
         try:
             state["status"] = "running"
@@ -469,12 +528,12 @@ def _init(job, chan):
         except HookError as e:
             os.write(report, b"H" + str(e).encode())
             os._exit(1)
-        process.prepare_fds(first_free, keep=(report,))
+        os.set_inheritable(job.fifo_fd, False)
+        os.set_inheritable(report, True)
         process.exec_helper(job.helper_fd, path, proc.get("args", ()), env, report_fd=report,
-                            label=process.exec_label(proc))
-    process.prepare_fds(first_free, keep=(job.fifo_fd,))
+                            label=label, seccomp=helper_filter)
     process.exec_helper(job.helper_fd, path, proc.get("args", ()), env, fifo_fd=job.fifo_fd,
-                        label=process.exec_label(proc))
+                        label=label, seccomp=helper_filter)
 
 
 

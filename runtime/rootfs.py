@@ -223,6 +223,9 @@ class Rootfs:
         self.idmap_fds = idmap_fds or {}
         self.root_fd = -1
         self._host_facts = {}
+        #: read-only mounts made read-write until the container's files are in
+        #: place under them (finish_readonly)
+        self.deferred_readonly = []
 
     # Before pivot_root --------------------------------------------------------
     def prepare(self):
@@ -266,10 +269,20 @@ class Rootfs:
             if label and m.type not in UNLABELLED_TYPES:
                 data.append(_context_option(label))
             flags = m.flags
+            if flags & _L.MS_RDONLY and self._written_below(m):
+                flags &= ~_L.MS_RDONLY
+                self.deferred_readonly.append(m)
             if m.type in ("proc", "sysfs"):
                 self._check_proc_dest(dest, m)
-            linux.mount(m.source or m.type, fd_path(dest), m.type, flags, ",".join(data) or None,
-                        what=m.what())
+            try:
+                linux.mount(m.source or m.type, fd_path(dest), m.type, flags,
+                            ",".join(data) or None, what=m.what())
+            except SysError as e:
+                if not (e.errno == errno.EPERM and m.type == "sysfs" and self.userns):
+                    raise
+                # A user namespace may mount sysfs only with a network namespace of
+                # its own; without one, the host's /sys, bound (as runc does).
+                self._bind_sysfs(m, dest, flags)
             if label and m.type == "mqueue":
                 self._label_root(m, label)
             if old is not None:
@@ -282,6 +295,20 @@ class Rootfs:
             self._after_mount(m, dest)
         finally:
             os.close(dest)
+
+    def _bind_sysfs(self, m, dest, flags):
+        linux.mount("/sys", fd_path(dest), None, _L.MS_BIND | _L.MS_REC, what="bind /sys")
+        attrs = 0
+        for flag, attr in _BIND_ATTRS.items():
+            if flags & flag:
+                attrs |= attr
+        if attrs:
+            top = resolve(self.root_fd, m.destination)
+            try:
+                linux.mount_setattr(top, "", _L.AT_EMPTY_PATH | _L.AT_RECURSIVE, attrs, 0,
+                                    what=f"bind /sys to {m.destination}")
+            finally:
+                os.close(top)
 
     def _after_mount(self, m, dest):
         if m.propagation or m.rec_set or m.rec_clr:
@@ -305,6 +332,13 @@ class Rootfs:
             raise SysError(f"label {m.destination} with linux.mountLabel", e.errno) from None
         finally:
             os.close(top)
+
+    def _written_below(self, m):
+        """Will the runtime write under this mount after making it: /dev (device
+        nodes, links, /dev/pts, /dev/shm...), or the destination of a later mount?"""
+        below = m.destination.rstrip("/") + "/"
+        return m.destination == "/dev" or any(
+            later.destination.startswith(below) for later in self.mounts[m.index + 1:])
 
     def _check_inside_proc(self, m, dest, source_is_proc=None):
         """config.proc_mount_refusal, on where ``dest`` really is: a destination
@@ -514,6 +548,23 @@ class Rootfs:
                             what=f"mask {path}")
             else:
                 linux.mount("/dev/null", path, None, _L.MS_BIND, what=f"mask {path}")
+
+    def finish_readonly(self):
+        """Make read-only the mounts that were made read-write for what goes under
+        them (as runc does for a read-only /dev), the mount itself, not below."""
+        if not self.deferred_readonly:
+            return
+        root = os.open("/", _O_PATH | os.O_DIRECTORY)
+        try:
+            for m in self.deferred_readonly:
+                top = resolve(root, m.destination)
+                try:
+                    linux.mount_setattr(top, "", _L.AT_EMPTY_PATH, _L.MOUNT_ATTR_RDONLY, 0,
+                                        what=f"{m.destination} read-only")
+                finally:
+                    os.close(top)
+        finally:
+            os.close(root)
 
     def readonly_root(self):
         if self.config["root"].get("readonly"):

@@ -239,6 +239,7 @@ lnx.ns.cgroup | config-linux.md#configLinuxNamespaces | SHOULD | cgroup namespac
 lnx.ns.time | config-linux.md#configLinuxNamespaces | SHOULD | time namespaces are supported.
 lnx.ns.path-absolute | config-linux.md#configLinuxNamespaces | MUST | A relative namespace `path` is invalid and rejected.
 lnx.ns.path-join | config-linux.md#configLinuxNamespaces | MUST | With `path`, the process joins that namespace.
+lnx.ns.path-join.user | config-linux.md#configLinuxNamespaces | MUST | With a user namespace `path` (another container's; no mappings in the config) and new mount, pid, ipc and uts namespaces, the process joins that user namespace and the container is set up in it.
 lnx.ns.path-type-mismatch | config-linux.md#configLinuxNamespaces | MUST | A `path` that is not a namespace of `type` is an error.
 lnx.ns.new | config-linux.md#configLinuxNamespaces | MUST | Without `path`, a new namespace of `type` is created.
 lnx.ns.inherit | config-linux.md#configLinuxNamespaces | MUST | A type not listed is inherited from the runtime.
@@ -246,6 +247,7 @@ lnx.ns.dup | config-linux.md#configLinuxNamespaces | MUST | Duplicate namespace 
 lnx.userns.mappings | config-linux.md#configLinuxUserNamespaceMappings | MUST* | uidMappings and gidMappings are the user namespace's uid_map and gid_map.
 lnx.userns.no-chown | config-linux.md#configLinuxUserNamespaceMappings | SHOULD NOT | The rootfs ownership is not changed to realise the mapping.
 lnx.timeOffsets | config-linux.md#configLinuxTimeOffset | MUST* | timeOffsets set the time namespace's clock offsets.
+lnx.timeOffsets.userns | config-linux.md#configLinuxTimeOffset | MUST* | timeOffsets are set too when the container also has a new user namespace (which owns its time namespace).
 lnx.devices.create | config-linux.md#configLinuxDevices | MUST | Listed devices (c, b, p) are available at their paths with their type and numbers.
 lnx.devices.fileMode | config-linux.md#configLinuxDevices | MUST* | A device's `fileMode` is its permission bits.
 lnx.devices.uid | config-linux.md#configLinuxDevices | MUST* | A device's `uid` is its owner.

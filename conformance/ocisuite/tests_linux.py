@@ -160,25 +160,55 @@ def t_userns(ctx):
               f"ownership of {len(before)} rootfs entries unchanged")
 
 
-@test("lnx.timeOffsets")
+@test("lnx.timeOffsets", "lnx.timeOffsets.userns")
 def t_time_offsets(ctx):
-    c = ctx.container("c", args=["/bin/cat", "/proc/self/timens_offsets"])
-    c.config["linux"]["namespaces"].append({"type": "time"})
-    c.config["linux"]["timeOffsets"] = {"monotonic": {"secs": 86400, "nanosecs": 5},
-                                        "boottime": {"secs": 172800, "nanosecs": 0}}
+    for req, userns in (("lnx.timeOffsets", False), ("lnx.timeOffsets.userns", True)):
+        c = ctx.container(req.rsplit(".", 1)[-1], args=["/bin/cat", "/proc/self/timens_offsets"])
+        c.config["linux"]["namespaces"].append({"type": "time"})
+        c.config["linux"]["timeOffsets"] = {"monotonic": {"secs": 86400, "nanosecs": 5},
+                                            "boottime": {"secs": 172800, "nanosecs": 0}}
+        if userns:
+            c.config["linux"]["namespaces"].append({"type": "user"})
+            c.config["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+            c.config["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+        r = c.create()
+        if not r.ok:
+            ctx.fail(req, f"create failed: {c.diag(r)[:200]}")
+            continue
+        c.must_start()
+        c.wait()
+        got = {}
+        for line in c.stdout().splitlines():
+            p = line.split()
+            if len(p) == 3:
+                got[p[0]] = (int(p[1]), int(p[2]))
+        ok = got.get("monotonic") == (86400, 5) and got.get("boottime") == (172800, 0)
+        ctx.check(req, ok, f"timens_offsets {got}")
+
+
+@test("lnx.ns.path-join.user")
+def t_ns_join_user(ctx):
+    owner = ctx.container("owner", args=["/bin/sleep", "30"])
+    owner.config["linux"]["namespaces"].append({"type": "user"})
+    owner.config["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    owner.config["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    owner.must_create()
+    owner.must_start()
+    userns = f"/proc/{owner.pid}/ns/user"
+    want = f"user:[{os.stat(userns).st_ino}]"
+    c = ctx.container("joiner", config=base_config(["/bin/sh", "-c", NS_SCRIPT]))
+    c.config["linux"]["namespaces"] = [n for n in c.config["linux"]["namespaces"]
+                                       if n["type"] in ("mount", "pid", "ipc", "uts")] + \
+        [{"type": "user", "path": userns}]
     r = c.create()
     if not r.ok:
-        ctx.fail("lnx.timeOffsets", f"create failed: {c.diag(r)[:200]}")
+        ctx.fail("lnx.ns.path-join.user", f"create failed: {c.diag(r)[:200]}")
         return
     c.must_start()
     c.wait()
-    got = {}
-    for line in c.stdout().splitlines():
-        p = line.split()
-        if len(p) == 3:
-            got[p[0]] = (int(p[1]), int(p[2]))
-    ok = got.get("monotonic") == (86400, 5) and got.get("boottime") == (172800, 0)
-    ctx.check("lnx.timeOffsets", ok, f"timens_offsets {got}")
+    got = kv(c.stdout())
+    ctx.check("lnx.ns.path-join.user", got.get("ns_user") == want,
+              f"user {got.get('ns_user')} (want {want}), uid_map {got.get('uid_map')}")
 
 
 STAT = "stat -c '%n|%F|%t|%T|%a|%u|%g' "

@@ -9,7 +9,8 @@
  *    anonymous file, never a host binary a container could reopen for writing
  *    (the CVE-2019-5736 class, including "#!/proc/self/exe" programs).
  *
- * Usage: runtime-init [-f FIFO_FD | -w FD] [-l ATTR_PATH LABEL] [PATH ARGV0 [ARG...]]
+ * Usage: runtime-init [-f FIFO_FD | -w FD] [-l ATTR_PATH LABEL] [-s BPF_FD FLAGS]
+ *                     [PATH ARGV0 [ARG...]]
  *
  *  -f  block opening /proc/self/fd/FIFO_FD (an O_PATH fd of the exec fifo) for
  *      writing until `runtime start` opens it for reading; the fifo stays open,
@@ -19,6 +20,11 @@
  *  -w  report to FD, already open (the fifo when the init waited for `start`
  *      itself), made close-on-exec here.
  *  -l  write LABEL to ATTR_PATH (an LSM exec attribute) just before execve.
+ *  -s  load the seccomp filter whose BPF instructions BPF_FD holds (read, then
+ *      closed, at start) with seccomp(2) FLAGS, as the very last step: between the
+ *      filter and the user's program there is only the execve, so a profile that
+ *      denies what the runtime itself calls cannot break the container (needs
+ *      no_new_privs, which the runtime has set).
  *
  * The environment is passed through to PATH unchanged.  Freestanding: no libc, so
  * the binary is a few KiB and runs in any root filesystem.
@@ -26,6 +32,8 @@
 
 #include <asm/unistd.h>
 #include <fcntl.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 
 typedef unsigned long ulong;
 
@@ -75,14 +83,37 @@ static int rt_atoi(const char *s)
     return n;
 }
 
+/* BPF_MAXINSNS instructions at most */
+static struct sock_filter program[4096];
+
+/* Read the program from fd, from its current offset (the runtime leaves it at 0);
+ * the number of instructions, or a negative errno. */
+static long read_program(int fd)
+{
+    long off = 0, n;
+    while (off < (long)sizeof(program)) {
+        n = sys3(__NR_read, fd, (long)((char *)program + off), sizeof(program) - off);
+        if (n < 0)
+            return n;
+        if (n == 0)
+            break;
+        off += n;
+    }
+    sys3(__NR_close, fd, 0, 0);
+    if (off == 0 || off % sizeof(struct sock_filter))
+        return -22; /* EINVAL */
+    return off / sizeof(struct sock_filter);
+}
+
 static void rt_exit(int code)
 {
     for (;;)
         sys3(__NR_exit_group, code, 0, 0);
 }
 
-/* Report errno as "E<n>" on fd; the runtime turns it into a message. */
-static void report(int fd, long err)
+/* Report errno as "<tag><n>" on fd ("E": the exec or a step before it, "S": the
+ * seccomp filter); the runtime turns it into a message. */
+static void report(int fd, char tag, long err)
 {
     char buf[16];
     int i = sizeof(buf);
@@ -91,7 +122,7 @@ static void report(int fd, long err)
         buf[--i] = '0' + n % 10;
         n /= 10;
     } while (n && i > 1);
-    buf[--i] = 'E';
+    buf[--i] = tag;
     sys3(__NR_write, fd, (long)(buf + i), sizeof(buf) - i);
 }
 
@@ -102,6 +133,7 @@ void rt_main(long *sp)
     char **envp = argv + argc + 1;
     int fifo = -1, out = 2, i = 1;
     const char *attr = 0, *label = 0;
+    long insns = 0, filter_flags = 0;
 
     for (; i < argc && argv[i][0] == '-' && argv[i][1]; i++) {
         if (argv[i][1] == 'f' && i + 1 < argc) {
@@ -112,6 +144,9 @@ void rt_main(long *sp)
         } else if (argv[i][1] == 'l' && i + 2 < argc) {
             attr = argv[++i];
             label = argv[++i];
+        } else if (argv[i][1] == 's' && i + 2 < argc) {
+            insns = read_program(rt_atoi(argv[++i]));
+            filter_flags = rt_atoi(argv[++i]);
         } else {
             break;
         }
@@ -146,11 +181,23 @@ void rt_main(long *sp)
             sys3(__NR_close, fd, 0, 0);
         }
         if (err < 0) {
-            report(out, err);
+            report(out, 'E', err);
+            rt_exit(127);
+        }
+    }
+    if (insns < 0) {
+        report(out, 'S', insns);
+        rt_exit(127);
+    }
+    if (insns > 0) {
+        struct sock_fprog prog = {(unsigned short)insns, program};
+        long err = sys3(__NR_seccomp, SECCOMP_SET_MODE_FILTER, filter_flags, (long)&prog);
+        if (err < 0) {
+            report(out, 'S', err);
             rt_exit(127);
         }
     }
     long err = sys3(__NR_execve, (long)argv[i], (long)(argv + i + 1), (long)envp);
-    report(out, err);
+    report(out, 'E', err);
     rt_exit(127);
 }

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from support import Runtime, assert_nothing_left, wait_status
+from support import Runtime, assert_nothing_left, wait_for, wait_status
 
 pytestmark = pytest.mark.integration
 
@@ -182,3 +182,52 @@ def test_runc_commands_not_implemented_say_so(logged, cmd):
 def test_unknown_command_is_runc_s_usage_error(logged):
     res = logged("frobnicate", check=False)
     assert res.returncode == 3 and "No help topic for 'frobnicate'" in res.stderr
+
+
+@pytest.mark.parametrize("path,value,message", [
+    (("linux", "memoryPolicy"), {"mode": "MPOL_BIND", "nodes": "0-9876543210"},
+     "linux.memoryPolicy.nodes: 9876543210 is out of range (at most 1023)"),
+    (("process", "execCPUAffinity"), {"initial": "0", "final": "1,4294967296"},
+     "process.execCPUAffinity.final: 4294967296 is out of range (at most 8191)"),
+])
+def test_sizes_from_the_config_are_bounded_before_use(logged, bundle, path, value, message):
+    """A node list up to 9876543210 once made the init build a mask of gigabytes
+    (OOM-killed) instead of failing: a config error, nothing started."""
+    target = bundle.config
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    msg = create_fails(logged, bundle, contains=message)
+    assert msg == f"config.json: {message}"
+
+
+def test_create_into_a_frozen_cgroup_fails(logged, bundle):
+    """A cgroup frozen before create (by someone else) would stop the container's
+    process for good the moment it joins: fail at once, as runc ("container's cgroup
+    unexpectedly frozen"), and leave the cgroup as it was found."""
+    freezer = bundle.cgroup_dir("freezer")
+    if not os.path.isdir(os.path.dirname(os.path.dirname(freezer))):
+        pytest.skip("no cgroup v1 freezer hierarchy (the v2 case runs in the VM lane)")
+    os.makedirs(freezer)
+    try:
+        with open(os.path.join(freezer, "freezer.state"), "w") as f:
+            f.write("FROZEN")
+        bundle.write()
+        expect_error(logged, "create", "--bundle", bundle.path, bundle.id,
+                     contains="container's cgroup unexpectedly frozen")
+        assert os.path.isdir(freezer)
+        with open(os.path.join(freezer, "freezer.state")) as f:
+            assert f.read().strip() == "FROZEN"
+        with open(os.path.join(freezer, "cgroup.procs")) as f:
+            assert f.read() == ""
+    finally:
+        # a runtime that joined it anyway left its process there, stopped
+        with open(os.path.join(freezer, "cgroup.procs")) as f:
+            for pid in f.read().split():
+                os.kill(int(pid), 9)
+        with open(os.path.join(freezer, "freezer.state"), "w") as f:
+            f.write("THAWED")
+        wait_for(lambda: open(os.path.join(freezer, "cgroup.procs")).read() == "",
+                 what="the cgroup to empty")
+        os.rmdir(freezer)
+    assert_nothing_left(logged, bundle)

@@ -72,3 +72,34 @@ def test_list_formats(runtime, bundle):
     assert table[0].split() == ["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"]
     assert table[1].split()[0] == bundle.id
     runtime("delete", "--force", bundle.id)
+
+
+def test_delete_kills_what_is_left_in_the_containers_own_cgroup(runtime, bundle, tmp_path):
+    """A process left in the cgroup the container made (an init whose create was
+    killed before its pid was recorded is one) is killed by delete, which used to
+    fail with EBUSY on the cgroup and leave it."""
+    import subprocess
+
+    from support import Background, cgroup_controllers, wait_status
+
+    bundle.args("sleep", "60")
+    bg = Background(runtime, bundle, tmp_path)
+    straggler = subprocess.Popen(["sleep", "60"])
+    try:
+        for ctrl in cgroup_controllers():
+            procs = os.path.join(bundle.cgroup_dir(ctrl), "cgroup.procs")
+            if os.path.exists(procs):
+                with open(procs, "w") as f:
+                    f.write(str(straggler.pid))
+        runtime("kill", bundle.id, "KILL")
+        wait_status(runtime, bundle.id, "stopped")
+        runtime("delete", bundle.id)
+        assert straggler.wait(timeout=10) == -9
+        for ctrl in cgroup_controllers():
+            assert not os.path.exists(bundle.cgroup_dir(ctrl))
+    finally:
+        if straggler.poll() is None:
+            straggler.kill()
+            straggler.wait()
+        if bundle.id in runtime.ids():
+            bg.delete()

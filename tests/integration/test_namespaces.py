@@ -163,6 +163,53 @@ def test_time_offsets(runtime, bundle):
     assert host_uptime + 1000000 <= uptime < host_uptime + 1000000 + 60
 
 
+def test_time_offsets_with_a_user_namespace(runtime, make_bundle, public_dir):
+    """The time namespace belongs to the new user namespace: the offsets are written
+    with its root's CAP_SYS_TIME, before any process enters it."""
+    bundle = userns_bundle(make_bundle, public_dir)
+    bundle.config["linux"]["namespaces"].append({"type": "time"})
+    bundle.config["linux"]["timeOffsets"] = {"monotonic": {"secs": 86400, "nanosecs": 0},
+                                             "boottime": {"secs": 172800, "nanosecs": 0}}
+    bundle.sh("cat /proc/self/timens_offsets; id -u")
+    bundle.write()
+    out = runtime("run", "--bundle", bundle.path, bundle.id, umask=0o022).stdout.splitlines()
+    assert [line.split() for line in out] == [["monotonic", "86400", "0"],
+                                              ["boottime", "172800", "0"], ["0"]]
+
+
+def test_joining_another_containers_user_namespace(runtime, make_bundle, public_dir, tmp_path):
+    """A container joining the user namespace of another (no mappings of its own):
+    its setup runs as that namespace's root (a /dev of its own), it joins the host's
+    network namespace, which that user namespace does not own (joined first, with
+    the host's capabilities), and a recursive idmapped bind takes the joined
+    namespace's mapping."""
+    a = userns_bundle(make_bundle, public_dir)
+    a.args("sleep", "60")
+    first = Background(runtime, a, tmp_path)
+    try:
+        src = os.path.join(public_dir, "idsrc")
+        os.mkdir(src)
+        with open(os.path.join(src, "by-host-root"), "w") as f:
+            f.write("x")
+        b = make_bundle(parent=public_dir)
+        os.mkdir(os.path.join(b.rootfs, "idm"))
+        set_namespaces(b, "pid", "mount", "ipc", "uts", user=f"/proc/{first.pid}/ns/user",
+                       network=f"/proc/{os.getpid()}/ns/net")
+        b.config["mounts"].append({"destination": "/idm", "type": "bind", "source": src,
+                                   "options": ["rbind", "idmap"]})
+        b.sh(SHOW_NS + "; echo === id; id -u; ls -d /dev/pts /dev/null;"
+             " stat -c %u /idm/by-host-root")
+        b.write()
+        out = runtime("run", "--bundle", b.path, b.id, umask=0o022).stdout
+    finally:
+        first.delete()
+    ns = ns_inodes(out)
+    assert ns["user"] != host_ns("user") and ns["net"] == host_ns("net")
+    # root of the joined namespace; the host's root owns the file, seen as 0 through
+    # the idmapped mount (it would be the overflow id without it)
+    assert sections(out)["id"].split() == ["0", "/dev/null", "/dev/pts", "0"]
+
+
 def test_loopback_is_up_in_a_new_network_namespace(runtime, bundle):
     bundle.sh("cat /sys/class/net/lo/flags; ip -o -4 addr show dev lo")
     out = output(runtime, bundle).splitlines()

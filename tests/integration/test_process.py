@@ -221,7 +221,18 @@ def test_terminal_in_foreground_run(runtime, bundle):
     bundle.process["consoleSize"] = {"height": 20, "width": 70}
     bundle.sh("stty size; tty; echo $TERM")
     res = run(runtime, bundle)
-    assert res.stdout.replace("\r\n", "\n") == "20 70\n/dev/pts/0\nxterm\n"
+    # byte for byte what the program wrote: ONLCR is off on a pty the runtime proxies
+    assert res.stdout == "20 70\n/dev/pts/0\nxterm\n"
+
+
+def test_terminal_in_foreground_exec(runtime, bundle, tmp_path):
+    bundle.args("sleep", "30")
+    bg = Background(runtime, bundle, tmp_path)
+    try:
+        res = runtime("exec", "-t", bundle.id, "sh", "-c", "tty; printf 'a\\nb\\n'")
+        assert res.stdout == "/dev/pts/0\na\nb\n"
+    finally:
+        bg.delete()
 
 
 def test_terminal_without_console_socket_fails_create(runtime, bundle):
@@ -303,3 +314,24 @@ def test_scheduling_memory_policy_and_personality(runtime, bundle):
     assert fields[41 - 3] == "3"                      # policy: SCHED_BATCH
     assert " interleave:0 " in sec["numa"]
     assert status_fields(sec["status"])["Cpus_allowed_list"] == host_cpus
+
+
+@pytest.mark.skipif(os.uname().machine != "x86_64", reason="LINUX32 reports i686 on x86_64")
+def test_exec_gets_personality_and_memory_policy(runtime, bundle, tmp_path):
+    """linux.personality and linux.memoryPolicy hold for every process of the
+    container, exec'd ones too."""
+    bundle.config["linux"]["personality"] = {"domain": "LINUX32"}
+    numa = os.path.exists("/proc/self/numa_maps")
+    if numa:
+        bundle.config["linux"]["memoryPolicy"] = {"mode": "MPOL_INTERLEAVE", "nodes": "0"}
+    bundle.args("sleep", "30")
+    bg = Background(runtime, bundle, tmp_path)
+    try:
+        out = runtime("exec", bundle.id, "sh", "-c",
+                      "uname -m; head -1 /proc/self/numa_maps 2>/dev/null; true").stdout
+        lines = out.splitlines()
+        assert lines[0] == "i686"
+        if numa:
+            assert " interleave:0 " in lines[1]
+    finally:
+        bg.delete()

@@ -288,6 +288,30 @@ def test_cgroup_mount_shows_the_containers_cgroup(runtime, bundle, cgroupns):
     assert "Read-only file system" in sec["write"]
 
 
+def test_readonly_dev(runtime, bundle):
+    """"ro" on the /dev tmpfs: the runtime still makes its nodes, links and
+    sub-mounts (as runc: read-write first, read-only at the end), and the container
+    sees a read-only /dev with working nodes."""
+    dev = next(m for m in bundle.config["mounts"] if m["destination"] == "/dev")
+    dev["options"] = list(dev.get("options", [])) + ["ro"]
+    bundle.sh("touch /dev/new 2>/dev/null && echo writable || echo read-only;"
+              " echo x > /dev/null && echo null-ok; ls -d /dev/pts /dev/shm;"
+              " head -c1 /dev/zero | wc -c; readlink /dev/stdout")
+    assert output(runtime, bundle).splitlines() == [
+        "read-only", "null-ok", "/dev/pts", "/dev/shm", "1", "/proc/self/fd/1"]
+
+
+def test_readonly_mount_with_a_mount_below(runtime, bundle):
+    """Any read-only mount that a later mount goes under: read-write until then."""
+    bundle.config["mounts"] += [
+        {"destination": "/mnt", "type": "tmpfs", "source": "tmpfs", "options": ["ro", "size=1m"]},
+        {"destination": "/mnt/inner/deep", "type": "tmpfs", "source": "tmpfs",
+         "options": ["size=1m"]}]
+    bundle.sh("touch /mnt/x 2>/dev/null && echo outer-writable || echo outer-read-only;"
+              " touch /mnt/inner/deep/y && echo inner-writable")
+    assert output(runtime, bundle).splitlines() == ["outer-read-only", "inner-writable"]
+
+
 def test_masked_and_readonly_paths(runtime, bundle):
     with open(os.path.join(bundle.rootfs, "secret-file"), "w") as f:
         f.write("secret\n")

@@ -23,7 +23,8 @@ import threading
 
 import pytest
 
-from support import RUNTIME, Background, assert_nothing_left, output, run, status_fields
+from support import (RUNTIME, Background, assert_nothing_left, output, run, status_fields,
+                     wait_status)
 
 pytestmark = pytest.mark.integration
 
@@ -283,6 +284,10 @@ def test_exec_cpu_affinity(runtime, bundle, tmp_path):
         pfile = tmp_path / "process.json"
         pfile.write_text(json.dumps(proc))
         assert cpus_allowed(runtime("exec", "--process", pfile, bundle.id).stdout) == "0"
+        # initial before the cgroup, final after: the program runs on final
+        proc["execCPUAffinity"] = {"initial": "0", "final": "1"}
+        pfile.write_text(json.dumps(proc))
+        assert cpus_allowed(runtime("exec", "--process", pfile, bundle.id).stdout) == "1"
         # a plain exec inherits the container's process (final "1")
         assert cpus_allowed(runtime("exec", bundle.id, "cat", "/proc/self/status").stdout) == "1"
     finally:
@@ -382,11 +387,12 @@ NR = {"x86_64": {"mkdir": 83, "mkdirat": 258}, "aarch64": {"mkdirat": 34}}
 class SeccompAgent(threading.Thread):
     """A seccomp agent: receives the container process state and the listener fd on
     a unix socket (SCM_RIGHTS), then answers every notification with success
-    without doing the syscall."""
+    without doing the syscall, or (``proceed``) lets the kernel do it."""
 
-    def __init__(self, path):
+    def __init__(self, path, proceed=False):
         super().__init__(daemon=True)
         self.path = path
+        self.proceed = proceed
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.bind(path)
         self.sock.listen(4)
@@ -430,7 +436,8 @@ class SeccompAgent(threading.Thread):
                 return      # the filter's last process is gone
             nid, pid, _flags, nr = struct.unpack_from("=QIIi", req)
             self.syscalls.append((pid, nr))
-            resp = bytearray(struct.pack("=QqiI", nid, 0, 0, 0))   # "succeeded", returns 0
+            # "succeeded, returns 0", or SECCOMP_USER_NOTIF_FLAG_CONTINUE
+            resp = bytearray(struct.pack("=QqiI", nid, 0, 0, 1 if self.proceed else 0))
             try:
                 fcntl.ioctl(fd, SECCOMP_IOCTL_NOTIF_SEND, resp, True)
             except OSError:
@@ -472,6 +479,77 @@ def test_seccomp_notify_agent(runtime, bundle, public_dir):
     assert st["state"]["status"] in ("creating", "created")
     assert isinstance(st["pid"], int) and st["pid"] > 0
     assert not os.path.exists(os.path.join(bundle.rootfs, "tmp", "faked"))
+
+
+@pytest.mark.parametrize("nnp", [False, True], ids=["no-new-privs-off", "no-new-privs-on"])
+def test_seccomp_notify_on_what_the_init_itself_calls(runtime, bundle, public_dir, nnp):
+    """SCMP_ACT_NOTIFY on execve, openat, read and close: the listener fd reaches the
+    agent before the init can make any notified call (it once blocked on its own
+    notification before the fd left it, and `run` never returned)."""
+    agent = SeccompAgent(os.path.join(public_dir, "agent.sock"), proceed=True)
+    agent.start()
+    try:
+        bundle.config["linux"]["seccomp"] = {
+            "defaultAction": "SCMP_ACT_ALLOW", "architectures": ARCHES,
+            "listenerPath": agent.path,
+            "syscalls": [{"names": ["execve", "openat", "read", "close"],
+                          "action": "SCMP_ACT_NOTIFY"}]}
+        bundle.process["noNewPrivileges"] = nnp
+        bundle.sh("cat /etc/hostname >/dev/null; echo ran")
+        out = output(runtime, bundle, timeout=30)
+    finally:
+        agent.close()
+    assert agent.error is None, agent.error
+    assert out == "ran\n"
+    assert agent.syscalls, "the agent saw no notification"
+
+
+# What the runtime itself may still call once a filter is loaded: a profile that
+# denies one of them must either not matter or make create fail with the reason,
+# never leave a created container that cannot start (or a create that "succeeded"
+# around a dead init).  With no_new_privs (the default) the helper loads the filter
+# right before the program's execve, so none of them matters; without it the filter
+# is loaded before the privileges are dropped (as runc does).
+AFTER_FILTER = ["close_range", "close", "fcntl", "sendmsg", "recvmsg", "setgroups",
+                "setresuid", "setresgid", "capset", "capget", "prctl", "openat2", "fsopen",
+                "memfd_create", "lseek", "dup2", "dup3", "umask", "chdir", "ioctl",
+                "sched_setaffinity", "getcwd", "rt_sigaction", "execveat"]
+ACTIONS = {"errno": {"action": "SCMP_ACT_ERRNO", "errnoRet": 1},
+           "enosys": {"action": "SCMP_ACT_ERRNO", "errnoRet": 38},
+           "kill": {"action": "SCMP_ACT_KILL"}}
+
+
+@pytest.mark.parametrize("nnp", [True, False], ids=["nnp", "no-nnp"])
+@pytest.mark.parametrize("action", sorted(ACTIONS))
+def test_seccomp_denying_what_the_runtime_calls(runtime, make_bundle, probe, action, nnp):
+    failures = []
+    for name in AFTER_FILTER:
+        b = make_bundle()
+        path = install(b, probe)
+        b.args(path, "noop")
+        b.process["noNewPrivileges"] = nnp
+        b.config["linux"]["seccomp"] = {
+            "defaultAction": "SCMP_ACT_ALLOW", "architectures": ARCHES,
+            "syscalls": [dict(ACTIONS[action], names=[name])]}
+        b.write()
+        res = runtime("create", "--bundle", b.path, b.id, check=False, timeout=30)
+        if res.returncode != 0:
+            # refused: one line with the reason, nothing left
+            if nnp or res.stderr.count("level=error") != 1:
+                failures.append(f"{name}: create failed: {res.stderr.strip()}")
+            assert_nothing_left(runtime, b)
+            continue
+        state = runtime.state(b.id)
+        if state["status"] != "created":
+            failures.append(f"{name}: create succeeded around an init that is {state['status']}")
+            runtime("delete", "--force", b.id)
+            continue
+        res = runtime("start", b.id, check=False, timeout=30)
+        wait_status(runtime, b.id, "stopped")
+        runtime("delete", b.id)
+        if res.returncode != 0:
+            failures.append(f"{name}: start failed: {res.stderr.strip()}")
+    assert failures == []
 
 
 # -- LSMs and intelRdt on a host without them --------------------------------------------------
