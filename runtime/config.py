@@ -281,10 +281,11 @@ def _resources(config, linux, namespaces):
             bound = _LIST_BOUND[path[-1]]
             for part in value.split(","):
                 lo, _, hi = part.partition("-")
+                top = (hi or lo).strip()
                 if hi and int(hi) < int(lo):
                     yield path, f"range {part} is reversed"
-                elif int(hi or lo) >= bound:
-                    yield path, f"{int(hi or lo)} is out of range (at most {bound - 1})"
+                elif top and int(top) >= bound:
+                    yield path, f"{int(top)} is out of range (at most {bound - 1})"
     res = linux.get("resources", {})
     path = ("linux", "resources")
     memory = res.get("memory", {})

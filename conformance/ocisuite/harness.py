@@ -737,6 +737,17 @@ class Container:
             parts.append("log: " + errs[-1][:300])
         return "; ".join(parts) if parts else "no diagnostics"
 
+    def run_for(self, ctx, req, timeout=15):
+        """create + start + wait; returns stdout, or None with ``req`` failed when
+        create fails (one requirement of a test that checks several)."""
+        r = self.create()
+        if not r.ok:
+            ctx.fail(req, f"create failed: {self.diag(r)[:200]}")
+            return None
+        self.must_start()
+        self.wait(timeout)
+        return self.stdout()
+
     def run(self, timeout=15):
         """create + start + wait; returns stdout. Raises TestError on failures."""
         self.must_create()

@@ -171,14 +171,11 @@ def t_time_offsets(ctx):
             c.config["linux"]["namespaces"].append({"type": "user"})
             c.config["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
             c.config["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
-        r = c.create()
-        if not r.ok:
-            ctx.fail(req, f"create failed: {c.diag(r)[:200]}")
+        out = c.run_for(ctx, req)
+        if out is None:
             continue
-        c.must_start()
-        c.wait()
         got = {}
-        for line in c.stdout().splitlines():
+        for line in out.splitlines():
             p = line.split()
             if len(p) == 3:
                 got[p[0]] = (int(p[1]), int(p[2]))
@@ -200,13 +197,10 @@ def t_ns_join_user(ctx):
     c.config["linux"]["namespaces"] = [n for n in c.config["linux"]["namespaces"]
                                        if n["type"] in ("mount", "pid", "ipc", "uts")] + \
         [{"type": "user", "path": userns}]
-    r = c.create()
-    if not r.ok:
-        ctx.fail("lnx.ns.path-join.user", f"create failed: {c.diag(r)[:200]}")
+    out = c.run_for(ctx, "lnx.ns.path-join.user")
+    if out is None:
         return
-    c.must_start()
-    c.wait()
-    got = kv(c.stdout())
+    got = kv(out)
     ctx.check("lnx.ns.path-join.user", got.get("ns_user") == want,
               f"user {got.get('ns_user')} (want {want}), uid_map {got.get('uid_map')}")
 
@@ -438,13 +432,10 @@ def t_mempolicy(ctx):
                                      "flags": ["MPOL_F_STATIC_NODES"]}, ("3", "32768", "0"))):
         c = ctx.container(req.split(".")[-1], args=["/probe", "mempolicy"])
         c.config["linux"]["memoryPolicy"] = pol
-        r = c.create()
-        if not r.ok:
-            ctx.fail(req, f"create failed: {c.diag(r)[:200]}")
+        out = c.run_for(ctx, req)
+        if out is None:
             continue
-        c.must_start()
-        c.wait()
-        got = kv(c.stdout())
+        got = kv(out)
         ctx.check(req, (got.get("mode"), got.get("flags"), got.get("nodes")) == want,
                   f"{pol}: mode {got.get('mode')} flags {got.get('flags')} nodes "
                   f"{got.get('nodes')} (want {want})")

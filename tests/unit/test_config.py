@@ -276,6 +276,13 @@ def test_relative_mount_destination_is_deprecated_not_invalid():
     (linux(memoryPolicy={"mode": "MPOL_PREFERRED",
                          "flags": ["MPOL_F_STATIC_NODES", "MPOL_F_RELATIVE_NODES"]}),
      "linux.memoryPolicy.flags: MPOL_F_STATIC_NODES and MPOL_F_RELATIVE_NODES exclude each other"),
+    (linux(memoryPolicy={"mode": "MPOL_BIND", "nodes": "0-9876543210"}),
+     "linux.memoryPolicy.nodes: 9876543210 is out of range (at most 1023)"),
+    (lambda c: c["process"].update(execCPUAffinity={"final": "8192"}),
+     "process.execCPUAffinity.final: 8192 is out of range (at most 8191)"),
+    (lambda c: c["mounts"].append({"destination": "/proc//sys/../sys/kernel/cap_last_cap",
+                                   "type": "bind", "source": "/x", "options": ["bind"]}),
+     'mounts[7].destination: "/proc/sys/kernel/cap_last_cap" cannot be mounted because it is inside /proc'),
 ])
 def test_semantic_rules(mutate, message):
     assert error_of(mutate) == "config.json: " + message
@@ -296,6 +303,9 @@ def test_semantic_rules(mutate, message):
                                   "gidMappings": [{"containerID": 0, "hostID": 1, "size": 1}]}),
     lambda c: c["process"].update(scheduler={"policy": "SCHED_DEADLINE", "runtime": 1024, "deadline": 2048}),
     lambda c: c.update(ociVersion="1.4.0-rc.1"),
+    lambda c: c["process"].update(execCPUAffinity={"initial": "0-8191", "final": ""}),
+    lambda c: c["mounts"].append({"destination": "/proc/uptime", "type": "bind", "source": "/x",
+                                  "options": ["bind"]}),
 ])
 def test_accepted(mutate):
     valid(mutate)
