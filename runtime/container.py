@@ -11,17 +11,38 @@ from .log import log
 
 
 def rootless(opts):
-    """--rootless: "true", "false", or "auto" (rootless when not running as root)."""
+    """--rootless: "true", "false", or "auto": rootless unless the real root, that
+    is, also as uid 0 of a user namespace other than the host's (rootless podman
+    runs the runtime so), as runc decides."""
     mode = opts.get("rootless") or "auto"
-    return mode == "true" or (mode == "auto" and os.geteuid() != 0)
+    if mode != "auto":
+        return mode == "true"
+    return os.geteuid() != 0 or _in_user_namespace()
 
 
 def store(opts):
+    """The state directory: --root, else $XDG_RUNTIME_DIR/runtime for a user who is
+    not the real root (runc's rule: the euid is not 0, or it is 0 in a user
+    namespace and USER is unset or not "root"), else /run/runtime."""
     root = opts.get("root")
     if not root:
         xdg = os.environ.get("XDG_RUNTIME_DIR")
-        root = os.path.join(xdg, "runtime") if os.geteuid() != 0 and xdg else st.DEFAULT_ROOT
+        if xdg and (os.geteuid() != 0 or (
+                _in_user_namespace() and os.environ.get("USER", "") != "root")):
+            root = os.path.join(xdg, "runtime")
+        else:
+            root = st.DEFAULT_ROOT
     return st.Store(root)
+
+
+def _in_user_namespace():
+    """Whether this process is in a user namespace other than the initial one (whose
+    uid_map is the whole range)."""
+    try:
+        with open("/proc/self/uid_map", "rb") as f:
+            return f.read().split() != [b"0", b"0", b"4294967295"]
+    except OSError:
+        return False
 
 
 def _owner():

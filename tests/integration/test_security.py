@@ -638,7 +638,12 @@ def _chown_tree(path, uid, gid):
 
 @pytest.mark.skipif(not (shutil.which("useradd") and shutil.which("setpriv")),
                     reason="needs useradd and setpriv")
-def test_rootless_run_as_an_unprivileged_user(throwaway_user, make_bundle, public_dir):
+@pytest.mark.parametrize("how", ["user", "uid-0-of-its-user-namespace", "uid-0-with-root-given"])
+def test_rootless_run_as_an_unprivileged_user(throwaway_user, make_bundle, public_dir, how):
+    """As the user itself, and as rootless podman calls the runtime: uid 0 of a user
+    namespace mapped to the user (no --root; XDG_RUNTIME_DIR and USER set), where
+    the state goes under $XDG_RUNTIME_DIR and cgroups it may not make are skipped,
+    as with runc."""
     user = throwaway_user
     uid, gid = user.pw_uid, user.pw_gid
     xdg = os.path.join(public_dir, "xdg")
@@ -653,16 +658,23 @@ def test_rootless_run_as_an_unprivileged_user(throwaway_user, make_bundle, publi
     env = {"PATH": "/usr/bin:/bin", "HOME": public_dir, "XDG_RUNTIME_DIR": xdg,
            "USER": user.pw_name}
     as_user = ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--init-groups", "--"]
+    inner = uid
+    if how != "user":
+        as_user += ["unshare", "--user", "--map-root-user", "--"]
+        inner = 0
+
+    # a wrapper that forces --root: then only the cgroups tell rootless from root
+    forced = ["--root", os.path.join(xdg, "runtime")] if how == "uid-0-with-root-given" else []
 
     def call(*args, **kw):
-        return subprocess.run(as_user + [RUNTIME] + list(args), env=env, cwd=b.path,
+        return subprocess.run(as_user + [RUNTIME] + forced + list(args), env=env, cwd=b.path,
                               capture_output=True, text=True, timeout=60, **kw)
 
     res = call("spec", "--rootless")
     assert res.returncode == 0, res.stderr
     with open(os.path.join(b.path, "config.json")) as f:
         config = json.load(f)
-    assert config["linux"]["uidMappings"] == [{"containerID": 0, "hostID": uid, "size": 1}]
+    assert config["linux"]["uidMappings"] == [{"containerID": 0, "hostID": inner, "size": 1}]
     config["process"]["terminal"] = False
     config["root"]["readonly"] = False
     config["process"]["args"] = ["sh", "-c", "id -u; id -g; cat /proc/self/uid_map;"
@@ -673,8 +685,8 @@ def test_rootless_run_as_an_unprivileged_user(throwaway_user, make_bundle, publi
     assert res.returncode == 0, f"rootless run failed ({res.returncode}): {res.stderr}"
     lines = res.stdout.splitlines()
     assert lines[:2] == ["0", "0"]
-    assert lines[2].split() == ["0", str(uid), "1"]
-    assert lines[3].split() == ["0", str(gid), "1"]
+    assert lines[2].split() == ["0", str(inner), "1"]
+    assert lines[3].split() == ["0", str(gid if how == "user" else 0), "1"]
     # uid 0 of the container is the user on the host
     st = os.stat(os.path.join(b.rootfs, "tmp", "made-inside"))
     assert (st.st_uid, st.st_gid) == (uid, gid)
