@@ -9,8 +9,11 @@
  * second interpreter start (runtime.linux.reexec_sealed, which the Python entry
  * point falls back to when it finds its binary writable).
  *
- * Where the mount cannot be made (an old kernel, no CAP_SYS_ADMIN) it execs the
- * interpreter by path and leaves the sealing to the Python side.
+ * Only the commands whose processes enter a container (create, run, exec) pay for
+ * the view: the others exec the interpreter by path (a detached mount costs its
+ * teardown when the process exits).  Where the mount cannot be made (an old
+ * kernel, no CAP_SYS_ADMIN) it execs the interpreter by path and leaves the
+ * sealing to the Python side, which also catches a command line read otherwise.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -65,6 +68,33 @@ static int readonly_view(void)
     return fd;
 }
 
+/* The command word, after runc's global flags (those that take a value may have
+ * it as the next argument). */
+static const char *command(int argc, char **argv)
+{
+    static const char *valued[] = {"root", "log", "log-format", "rootless", "criu", 0};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (a[0] != '-')
+            return a;
+        while (*a == '-')
+            a++;
+        if (strchr(a, '='))
+            continue;
+        for (int v = 0; valued[v]; v++)
+            if (!strcmp(a, valued[v])) {
+                i++;
+                break;
+            }
+    }
+    return "";
+}
+
+static int enters_a_container(const char *cmd)
+{
+    return !strcmp(cmd, "create") || !strcmp(cmd, "run") || !strcmp(cmd, "exec");
+}
+
 int main(int argc, char **argv)
 {
     char **args = calloc(argc + 4, sizeof(char *));
@@ -77,7 +107,7 @@ int main(int argc, char **argv)
     args[2] = SCRIPT;
     memcpy(args + 3, argv + 1, argc * sizeof(char *)); /* with the final NULL */
     extern char **environ;
-    int fd = readonly_view();
+    int fd = enters_a_container(command(argc, argv)) ? readonly_view() : -1;
     if (fd >= 0)
         syscall(SYS_execveat, fd, "", args, environ, AT_EMPTY_PATH);
     execv(PYTHON, args);

@@ -96,8 +96,16 @@ def test_launcher_and_python_entry_agree(tmp_path, argv):
     assert results[0] == results[1]
 
 
-def test_launcher_runs_the_interpreter_from_a_read_only_view(tmp_path):
-    """runtime/linux/launcher.c built around a script that reports its exe."""
+@pytest.mark.parametrize("argv, view", [
+    (["create", "c1"], True), (["run", "-d", "c1"], True), (["exec", "c1", "true"], True),
+    (["--root", "/r", "--log=/l", "--debug", "exec", "c1"], True),
+    (["--root", "exec", "state", "c1"], False),      # "exec" is --root's value here
+    (["state", "c1"], False), (["delete", "-f", "c1"], False), ([], False),
+])
+def test_launcher_runs_the_interpreter_from_a_read_only_view(tmp_path, argv, view):
+    """runtime/linux/launcher.c built around a script that reports its exe: the
+    commands that enter a container run through the read-only view (the others by
+    path: a detached mount costs its teardown at exit)."""
     script = tmp_path / "who.py"
     script.write_text("import os\nprint(os.readlink('/proc/self/exe'), "
                       "bool(os.statvfs('/proc/self/exe').f_flag & os.ST_RDONLY))\n")
@@ -106,6 +114,6 @@ def test_launcher_runs_the_interpreter_from_a_read_only_view(tmp_path):
                           os.path.join(REPO, "runtime", "linux", "launcher.c")],
                          capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
-    out = subprocess.run([str(tmp_path / "launcher")], capture_output=True, text=True,
+    out = subprocess.run([str(tmp_path / "launcher")] + argv, capture_output=True, text=True,
                          timeout=30).stdout
-    assert out == "/ True\n"
+    assert out == ("/ True\n" if view else f"{os.path.realpath(sys.executable)} False\n")
