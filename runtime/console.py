@@ -44,12 +44,13 @@ def recv_fd(sock_fd):
     raise Error("console socket: no file descriptor received")
 
 
-def setup_in_container(sock_fd, size=None, proxied=False):
+def setup_in_container(sock_fd, size=None, clear_onlcr=False):
     """In the init, after pivot_root: make a pty of the container's devpts, bind
     its slave over /dev/console, make it the controlling terminal and stdio, and
-    send the master away.  ``proxied``: the runtime itself copies the master to its
-    own stdout (foreground run or exec), so ONLCR is cleared, as runc does: what
-    the program prints arrives byte for byte as it would without a terminal."""
+    send the master away.  ``clear_onlcr``: the runtime itself copies the master to
+    a stdout that is not a terminal (a file, a pipe), where what the program prints
+    must arrive byte for byte as it would without a pty; to a terminal (put in raw
+    mode) the pty's own \r\n is what keeps lines apart."""
     try:
         master = os.open("/dev/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
     except OSError as e:
@@ -62,7 +63,7 @@ def setup_in_container(sock_fd, size=None, proxied=False):
             set_size(master, size.get("height", 0), size.get("width", 0))
         # The peer of this very master, not whatever /dev/pts/N names by then.
         slave = fcntl.ioctl(master, linux.TIOCGPTPEER, os.O_RDWR | os.O_NOCTTY)
-        if proxied:
+        if clear_onlcr:
             attrs = termios.tcgetattr(slave)
             attrs[1] &= ~termios.ONLCR
             termios.tcsetattr(slave, termios.TCSANOW, attrs)

@@ -134,7 +134,7 @@ def create(opts, cid, bundle, pid_file="", console_socket="", no_pivot=False,
                 job.console_fd = _console().connect(console_socket)
             else:
                 local_console, job.console_fd = protocol.socketpair()
-                job.console_proxied = True
+                job.clear_onlcr = not os.isatty(1)
         if lin.get("seccomp"):
             from . import seccomp
 

@@ -100,7 +100,7 @@ class _Job:
         self.helper_fd = helper_fd
         self.report_w = report_w
         self.console_fd = console_fd
-        self.console_proxied = False
+        self.clear_onlcr = False
         self.linux = {}
         self.preserve_fds = preserve
 
@@ -177,7 +177,7 @@ def execute(opts, cid, flags, args):
         except ValueError:
             raise Error(f"invalid value {flags['preserve-fds']!r} for flag --preserve-fds") from None
         job = _Job(proc, seccomp_filter, ns_fds, helper_fd, report_w, console_fd, preserve)
-        job.console_proxied = local_console is not None
+        job.clear_onlcr = local_console is not None and not os.isatty(1)
         job.linux = lin
         cgroup_dirs = _cgroup_dirs(cgroup, flags.get("cgroup"))
 
@@ -301,7 +301,7 @@ def _process(job, chan):
     proc = job.proc
     if proc.get("terminal"):
         os.setsid()
-        console.setup_in_container(job.console_fd, proc.get("consoleSize"), job.console_proxied)
+        console.setup_in_container(job.console_fd, proc.get("consoleSize"), job.clear_onlcr)
     env = process.environment(proc.get("env"))
     cwd = proc.get("cwd") or "/"
     try:

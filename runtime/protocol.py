@@ -172,7 +172,7 @@ class Job:
         self.fifo_fd = None          # O_PATH fd of exec.fifo
         self.helper_fd = None        # sealed memfd of the exec helper
         self.console_fd = None       # connected console socket
-        self.console_proxied = False  # ... to the runtime itself (foreground run)
+        self.clear_onlcr = False     # the runtime proxies the pty to a non-terminal
         self.preserve_fds = 0
         self.no_pivot = False
         self.no_new_keyring = False
@@ -479,7 +479,7 @@ def _init(job, chan):
         os.chroot(rootfs.Rootfs(config, job.bundle).path)
         os.chdir("/")
     if proc.get("terminal"):
-        console.setup_in_container(job.console_fd, proc.get("consoleSize"), job.console_proxied)
+        console.setup_in_container(job.console_fd, proc.get("consoleSize"), job.clear_onlcr)
     for key, value in (lin.get("sysctl") or {}).items():
         linux.write_file("/proc/sys/" + key.replace(".", "/"), value, f"write sysctl {key}")
     if fs is not None:

@@ -225,6 +225,38 @@ def test_terminal_in_foreground_run(runtime, bundle):
     assert res.stdout == "20 70\n/dev/pts/0\nxterm\n"
 
 
+def test_terminal_in_foreground_run_on_a_terminal(runtime, bundle, tmp_path):
+    """On a terminal (put in raw mode by the runtime) the pty's \\r\\n stays: each
+    line starts at the left margin, as with runc (no staircase)."""
+    import pty
+
+    bundle.process["terminal"] = True
+    bundle.sh("echo line-a; echo line-b")
+    bundle.write()
+    master, slave = pty.openpty()
+    err = open(tmp_path / "err", "wb")
+    try:
+        proc = subprocess.Popen(runtime.argv("run", "--bundle", bundle.path, bundle.id),
+                                stdin=slave, stdout=slave, stderr=err)
+        os.close(slave)
+        data = b""
+        while True:
+            if not select.select([master], [], [], 20)[0]:
+                break
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:         # EIO: every slave fd is closed
+                break
+            if not chunk:
+                break
+            data += chunk
+        assert proc.wait(timeout=20) == 0, (tmp_path / "err").read_text()
+    finally:
+        err.close()
+        os.close(master)
+    assert b"line-a\r\nline-b\r\n" in data, data
+
+
 def test_terminal_in_foreground_exec(runtime, bundle, tmp_path):
     bundle.args("sleep", "30")
     bg = Background(runtime, bundle, tmp_path)
