@@ -169,11 +169,12 @@ def test_unknown_capability_is_ignored_with_a_warning(runtime, bundle):
 
 
 # -- terminal ---------------------------------------------------------------------------
-def read_until(fd, needle, timeout=10.0):
-    """Read the pty master until ``needle`` shows up (or EOF/EIO)."""
+def read_until(fd, needle, timeout=10.0, raw=False):
+    """Read the pty master until ``needle`` shows up (or EOF/EIO); the text with
+    \r\n as \n, or (``raw``) the bytes as read."""
     data = b""
     deadline = time.monotonic() + timeout
-    while needle.encode() not in data.replace(b"\r\n", b"\n"):
+    while needle.encode() not in (data if raw else data.replace(b"\r\n", b"\n")):
         left = deadline - time.monotonic()
         if left <= 0 or not select.select([fd], [], [], left)[0]:
             raise AssertionError(f"timed out waiting for {needle!r}; got {data!r}")
@@ -184,7 +185,7 @@ def read_until(fd, needle, timeout=10.0):
         if not chunk:
             break
         data += chunk
-    return data.decode(errors="replace").replace("\r\n", "\n")
+    return data if raw else data.decode(errors="replace").replace("\r\n", "\n")
 
 
 def test_terminal_with_console_socket(runtime, bundle, console_socket):
@@ -239,17 +240,7 @@ def test_terminal_in_foreground_run_on_a_terminal(runtime, bundle, tmp_path):
         proc = subprocess.Popen(runtime.argv("run", "--bundle", bundle.path, bundle.id),
                                 stdin=slave, stdout=slave, stderr=err)
         os.close(slave)
-        data = b""
-        while True:
-            if not select.select([master], [], [], 20)[0]:
-                break
-            try:
-                chunk = os.read(master, 4096)
-            except OSError:         # EIO: every slave fd is closed
-                break
-            if not chunk:
-                break
-            data += chunk
+        data = read_until(master, "line-b\r\n", timeout=20, raw=True)
         assert proc.wait(timeout=20) == 0, (tmp_path / "err").read_text()
     finally:
         err.close()
