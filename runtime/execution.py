@@ -272,10 +272,7 @@ def _spawn(job, cgroup_dirs, proc, on_seccomp):
                              "write oom_score_adj")
         os.waitpid(pid, 0)
         pid = 0
-        msg = chan.recv(("seccomp", "ready"))
-        if msg["type"] == "seccomp":
-            on_seccomp(msg["fds"][0], final)
-            chan.recv("ready")
+        chan.recv_ready(lambda fd: on_seccomp(fd, final))
         chan.send("run")
         # its end closes when it execs the helper; an error after the filter
         # (a profile that denies what Python still calls) arrives instead

@@ -103,17 +103,14 @@ class Plan:
 
     def join_all(self, until=None):
         """Join the namespaces (join_order), up to and including ``until``, or the
-        rest; returns the kinds joined."""
-        joined = []
+        rest."""
         for kind in join_order(self.fds):
             if kind in self.joined:
                 continue
             linux.setns(self.fds[kind], TYPES[kind][0], f"{kind} namespace {self.join[kind]}")
             self.joined.add(kind)
-            joined.append(kind)
             if kind == until:
                 break
-        return joined
 
 
 def id_map_text(mappings):

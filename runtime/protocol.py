@@ -125,9 +125,17 @@ class Channel:
                 continue
             if msg["type"] == "error":
                 raise (HookError if msg.get("hook") else Error)(msg["msg"])
-            if msg["type"] != expect and (type(expect) is not tuple or msg["type"] not in expect):
+            if msg["type"] not in (expect if type(expect) is tuple else (expect,)):
                 raise Error(f"container init: protocol error: expected {expect}, got {msg['type']}")
             return msg
+
+    def recv_ready(self, on_seccomp):
+        """Step 8's "ready", after the seccomp listener fd if the child sends one:
+        ``on_seccomp(fd)`` hands it to the agent at once (create and exec alike)."""
+        msg = self.recv(("seccomp", "ready"))
+        if msg["type"] == "seccomp":
+            on_seccomp(msg["fds"][0])
+            self.recv("ready")
 
     def wait_closed(self):
         """Until the other end is closed (the child exec'd: its end is close-on-exec),
@@ -284,10 +292,7 @@ class Parent:
             mark(self.log, "runtime", "init ready for hooks")
             state = on_hooks(self.init_pid)
             chan.send("hooks-done", state=state)
-            msg = chan.recv(("seccomp", "ready"))
-            if msg["type"] == "seccomp":
-                on_seccomp(msg["fds"][0])
-                chan.recv("ready")
+            chan.recv_ready(on_seccomp)
             mark(self.log, "runtime", "init ready to exec")
             # Limits bite from here, on the container's own processes, not on the
             # setup (as runc does): a pids.limit of 0 or a tight memory limit must

@@ -67,6 +67,16 @@ _BIND_ATTRS = {
     _L.MS_NODIRATIME: _L.MOUNT_ATTR_NODIRATIME, _L.MS_NOSYMFOLLOW: _L.MOUNT_ATTR_NOSYMFOLLOW,
 }
 
+
+def _mount_attrs(flags):
+    """The mount_setattr attributes of the MS_* ``flags`` a bind mount can change."""
+    attrs = 0
+    for flag, attr in _BIND_ATTRS.items():
+        if flags & flag:
+            attrs |= attr
+    return attrs
+
+
 EXTRA_OPTIONS = ("tmpcopyup", "idmap", "ridmap")
 
 # Options mount(8) knows but keeps to itself (fstab and user-mount policy): they
@@ -298,10 +308,7 @@ class Rootfs:
 
     def _bind_sysfs(self, m, dest, flags):
         linux.mount("/sys", fd_path(dest), None, _L.MS_BIND | _L.MS_REC, what="bind /sys")
-        attrs = 0
-        for flag, attr in _BIND_ATTRS.items():
-            if flags & flag:
-                attrs |= attr
+        attrs = _mount_attrs(flags)
         if attrs:
             top = resolve(self.root_fd, m.destination)
             try:
@@ -382,12 +389,7 @@ class Rootfs:
                                  what=m.what())
             finally:
                 os.close(dest)
-            attr_set = attr_clr = 0
-            for flag, attr in _BIND_ATTRS.items():
-                if m.flags & flag:
-                    attr_set |= attr
-                elif m.clear & flag:
-                    attr_clr |= attr
+            attr_set, attr_clr = _mount_attrs(m.flags), _mount_attrs(m.clear & ~m.flags)
             if m.flags & (_L.MS_NOATIME | _L.MS_STRICTATIME | _L.MS_RELATIME) or \
                     m.clear & (_L.MS_NOATIME | _L.MS_STRICTATIME | _L.MS_RELATIME):
                 attr_clr |= _ATIME
@@ -473,10 +475,7 @@ class Rootfs:
         try:
             linux.move_mount(tree, "", dest_fd, "",
                              _L.MOVE_MOUNT_F_EMPTY_PATH | _L.MOVE_MOUNT_T_EMPTY_PATH, what=what)
-            attrs = 0
-            for flag, attr in _BIND_ATTRS.items():
-                if flags & flag:
-                    attrs |= attr
+            attrs = _mount_attrs(flags)
             if attrs:
                 linux.mount_setattr(tree, "", _L.AT_EMPTY_PATH, attrs, 0, what=what)
         finally:

@@ -188,13 +188,13 @@ def bpf(cmd, attr, what="bpf"):
 _SEALED_ENV = "_RUNTIME_SEALED_EXE"
 
 
-def exe_is_sealed(pid="self"):
-    """Whether /proc/PID/exe cannot be reopened for writing: a memfd (sealed by
+def exe_is_sealed():
+    """Whether /proc/self/exe cannot be reopened for writing: a memfd (sealed by
     whoever made it) or a file on a read-only mount."""
     try:
-        if os.readlink(f"/proc/{pid}/exe").startswith("/memfd:"):
+        if os.readlink("/proc/self/exe").startswith("/memfd:"):
             return True
-        return bool(os.statvfs(f"/proc/{pid}/exe").f_flag & os.ST_RDONLY)
+        return bool(os.statvfs("/proc/self/exe").f_flag & os.ST_RDONLY)
     except OSError:
         return False
 
